@@ -1,0 +1,140 @@
+"""Lightning data module: BPR training batches with sampled negatives, and users to rank for evaluation."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import scipy.sparse as sp
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from recsys_gnn.data.errors import EmptySplitError
+from recsys_gnn.data.interactions import InteractionData
+
+log = logging.getLogger(__name__)
+
+
+def _identity(batch: Any) -> Any:
+    return batch
+
+
+class TrainPairs(Dataset):
+    """Training pairs with ``num_negatives`` uniformly sampled negatives per positive.
+
+    Negatives are drawn from items the user has no training interaction with (rejection sampling on a sorted
+    array of ``user * I + item`` keys, vectorised per batch). ``__getitems__`` builds a whole batch at once.
+    """
+
+    def __init__(self, data: InteractionData, num_negatives: int = 1, seed: int = 0) -> None:
+        if num_negatives < 1:
+            raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
+        self.pairs = data.train.astype(np.int64)
+        self.weight = data.train_weight.astype(np.float32)
+        self.n_items = data.n_items
+        self.num_negatives = num_negatives
+        self.keys = np.unique(self.pairs[:, 0] * self.n_items + self.pairs[:, 1])
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def sample_negatives(self, users: np.ndarray) -> np.ndarray:
+        """``(B, N)`` items not in each user's training set (users with every item seen keep a random item)."""
+        neg = self.rng.integers(0, self.n_items, size=(len(users), self.num_negatives))
+        for _ in range(20):
+            keys = users[:, None] * self.n_items + neg
+            pos = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
+            bad = self.keys[pos] == keys
+            if not bad.any():
+                break
+            neg[bad] = self.rng.integers(0, self.n_items, size=int(bad.sum()))
+        return neg
+
+    def __getitems__(self, idx: list[int]) -> dict[str, torch.Tensor]:
+        idx = np.asarray(idx)
+        users = self.pairs[idx, 0]
+        return {
+            "user": torch.from_numpy(users),
+            "pos": torch.from_numpy(self.pairs[idx, 1]),
+            "neg": torch.from_numpy(self.sample_negatives(users)),
+            "weight": torch.from_numpy(self.weight[idx]),
+        }
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[0] for k, v in self.__getitems__([i]).items()}
+
+
+class RankingUsers(Dataset):
+    """Users to rank at one stage, with dense ``(B, I)`` target and mask rows built per batch."""
+
+    def __init__(self, targets: sp.csr_matrix, mask: sp.csr_matrix) -> None:
+        self.targets = targets
+        self.mask = mask
+        self.users = np.flatnonzero(np.diff(targets.indptr) > 0)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __getitems__(self, idx: list[int]) -> dict[str, torch.Tensor]:
+        users = self.users[np.asarray(idx)]
+        return {
+            "user": torch.from_numpy(users),
+            "targets": torch.from_numpy(self.targets[users].toarray() > 0),
+            "mask": torch.from_numpy(self.mask[users].toarray() > 0),
+        }
+
+
+class RecDataModule(pl.LightningDataModule):
+    """Batches for training (BPR triples) and for full-ranking validation/test.
+
+    Args:
+        data: the split dataset.
+        batch_size: training pairs per step.
+        num_negatives: negatives per positive.
+        eval_batch_size: users per evaluation batch (bounds memory at ``eval_batch_size x I``).
+        num_workers: DataLoader workers.
+        seed: negative-sampling seed.
+    """
+
+    def __init__(
+        self,
+        data: InteractionData,
+        batch_size: int = 2048,
+        num_negatives: int = 1,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.data = data
+        self.batch_size = batch_size
+        self.num_negatives = num_negatives
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        for stage in ("train", "val", "test"):
+            if len(getattr(data, stage)) == 0:
+                raise EmptySplitError(f"{data.protocol.get('dataset', '?')}: the {stage} split is empty")
+
+    def stage_matrices(self, stage: str) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """``(targets, mask)`` CSR matrices ``(U, I)`` for ``stage`` in {"val", "test"}."""
+        return self.data.matrix(getattr(self.data, stage)), self.data.matrix(self.data.known_for(stage))
+
+    def train_dataloader(self) -> DataLoader:
+        ds = TrainPairs(self.data, self.num_negatives, seed=self.seed)
+        return DataLoader(
+            ds, batch_size=self.batch_size, shuffle=True, collate_fn=_identity, num_workers=self.num_workers
+        )
+
+    def _eval_loader(self, stage: str) -> DataLoader:
+        ds = RankingUsers(*self.stage_matrices(stage))
+        return DataLoader(ds, batch_size=self.eval_batch_size, shuffle=False, collate_fn=_identity)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")

@@ -1,0 +1,247 @@
+"""Full-ranking evaluation: every user is ranked against the whole item catalogue, known items masked.
+
+:class:`FullRankingMetric` keeps only sums (and per-item "was recommended" flags), so its states reduce exactly
+across DDP processes. :func:`evaluate_full_ranking` drives it over batches of users from sparse matrices.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+
+from recsys_gnn.eval.metrics import METRICS
+
+log = logging.getLogger(__name__)
+
+ScoreFn = Callable[[Tensor], Tensor]
+
+
+def top_k_indices(scores: Tensor, k: int) -> Tensor:
+    """Indices of the ``k`` highest scores per row, best first; equal scores rank by lower item index.
+
+    ``torch.topk`` does not specify which of several tied items it returns; this makes the choice deterministic
+    (and identical on CPU and GPU) at the cost of a second pass over rows that have ties at the cut-off.
+
+    Args:
+        scores: ``(B, I)`` float scores without NaN.
+        k: list length; capped at ``I``.
+
+    Returns:
+        ``(B, min(k, I))`` int64 item indices.
+    """
+    b, n = scores.shape
+    k = min(k, n)
+    if k == 0 or b == 0:
+        return torch.zeros(b, k, dtype=torch.long, device=scores.device)
+    thr = scores.topk(k, dim=1).values[:, -1:]
+    above = scores > thr
+    tie = scores == thr
+    take = above | tie
+    crowded = take.sum(1) > k  # rows whose ties at the cut-off exceed the free slots
+    if crowded.any():
+        rows = crowded.nonzero().squeeze(1)
+        free = k - above[rows].sum(1, keepdim=True)
+        tie_rank = tie[rows].to(torch.int32).cumsum(1)  # 1-based rank among tied items, by item index
+        take[rows] = above[rows] | (tie[rows] & (tie_rank <= free))
+    idx = take.nonzero()[:, 1].view(b, k)  # row-major, so ascending item index within each row
+    order = torch.sort(scores.gather(1, idx), dim=1, descending=True, stable=True).indices
+    return idx.gather(1, order)
+
+
+class FullRankingMetric(Metric):
+    """Recall, precision, hit, NDCG, MRR and coverage at several k over full-catalogue rankings.
+
+    States are sums over users (``dist_reduce_fx="sum"``) and per-k ``(I,)`` bool flags of items that appear in
+    any top-k list (``dist_reduce_fx="max"``), so a DDP reduction (or :meth:`merge_state`) over disjoint user
+    shards equals the metric over all users. Users without targets are skipped and not counted.
+
+    Args:
+        ks: cut-offs.
+        num_items: catalogue size ``I``.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, ks: Sequence[int] = (5, 10, 20), *, num_items: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ks = tuple(sorted({int(k) for k in ks}))
+        if not self.ks or self.ks[0] < 1:
+            raise ValueError(f"ks must be non-empty positive integers; got {list(ks)}")
+        if int(num_items) < 1:
+            raise ValueError(f"num_items must be >= 1; got {num_items}")
+        self.num_items = int(num_items)
+        for k in self.ks:
+            for name in METRICS:
+                self.add_state(f"{name}_at_{k}", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+            self.add_state(f"rec_at_{k}", torch.zeros(self.num_items, dtype=torch.bool), dist_reduce_fx="max")
+        self.add_state("n_users", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    @staticmethod
+    def names(ks: Sequence[int]) -> list[str]:
+        """Keys returned by :meth:`compute` for cut-offs ``ks``."""
+        keys = [f"{m}@{k}" for k in sorted({int(k) for k in ks}) for m in (*METRICS, "coverage")]
+        return [*keys, "n_users"]
+
+    def update(self, scores: Tensor, targets: Tensor, mask: Tensor) -> None:
+        """Add a batch of users.
+
+        Args:
+            scores: ``(B, I)`` scores, higher is better.
+            targets: ``(B, I)`` bool, relevant items.
+            mask: ``(B, I)`` bool, items never recommended (known interactions); must not overlap ``targets``.
+        """
+        if scores.dim() != 2 or scores.shape[1] != self.num_items:
+            raise ValueError(f"scores must be (B, {self.num_items}); got {tuple(scores.shape)}")
+        if targets.shape != scores.shape or mask.shape != scores.shape:
+            raise ValueError(
+                f"scores, targets and mask must have the same shape; got {tuple(scores.shape)}, "
+                f"{tuple(targets.shape)}, {tuple(mask.shape)}"
+            )
+        targets, mask = targets.bool(), mask.bool()
+        if (targets & mask).any():
+            # A masked target can never be ranked; overlap means train and eval pairs were not disjoint.
+            raise ValueError(f"{int((targets & mask).sum())} target entries are also masked")
+        n_rel = targets.sum(1)
+        keep = n_rel > 0
+        if not keep.all():
+            scores, targets, mask, n_rel = scores[keep], targets[keep], mask[keep], n_rel[keep]
+        if len(n_rel) == 0:
+            return
+        if not scores.is_floating_point():
+            scores = scores.to(torch.float32)
+        if torch.isnan(scores).any():
+            raise ValueError("scores contain NaN")
+        scores = scores.masked_fill(mask, float("-inf"))
+        idx = top_k_indices(scores, self.ks[-1])
+        hits = targets.gather(1, idx)
+        unmasked = ~mask.gather(1, idx)  # fewer than k unmasked items: the rest of the list is not shown
+        for k in self.ks:
+            for name, fn in METRICS.items():
+                state = f"{name}_at_{k}"
+                setattr(self, state, getattr(self, state) + fn(hits, n_rel, k).sum())
+            rec = getattr(self, f"rec_at_{k}")
+            rec[idx[:, :k][unmasked[:, :k]]] = True
+        self.n_users += len(n_rel)
+
+    def compute(self) -> dict[str, Tensor]:
+        """Means over users (NaN when no user had targets), coverage@k and ``n_users``."""
+        out: dict[str, Tensor] = {}
+        n = self.n_users.to(torch.float64)
+        for k in self.ks:
+            for name in METRICS:
+                total = getattr(self, f"{name}_at_{k}")
+                out[f"{name}@{k}"] = total / n if self.n_users > 0 else torch.full_like(total, math.nan)
+            out[f"coverage@{k}"] = getattr(self, f"rec_at_{k}").to(torch.float64).sum() / self.num_items
+        out["n_users"] = self.n_users.clone()
+        return out
+
+
+def rows_to_dense(csr: sp.csr_matrix, rows: np.ndarray) -> Tensor:
+    """``(B, I)`` bool tensor: ``out[b, i]`` = ``csr[rows[b], i]`` is a non-zero entry."""
+    sub = sp.csr_matrix(csr)[np.asarray(rows)]
+    out = np.zeros(sub.shape, dtype=bool)
+    row_of = np.repeat(np.arange(sub.shape[0]), np.diff(sub.indptr))
+    nz = sub.data != 0
+    out[row_of[nz], sub.indices[nz]] = True
+    return torch.from_numpy(out)
+
+
+def evaluate_full_ranking(
+    score_fn: ScoreFn,
+    targets: sp.csr_matrix,
+    mask: sp.csr_matrix,
+    ks: Sequence[int] = (5, 10, 20),
+    batch_size: int = 1024,
+    users: np.ndarray | None = None,
+    item_subset: np.ndarray | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Rank every evaluated user against the whole catalogue and average the metrics.
+
+    Only users with at least one target are scored, ``batch_size`` at a time, so memory is bounded by
+    ``batch_size x I``.
+
+    Args:
+        score_fn: maps ``(B,)`` int64 user indices to ``(B, I)`` scores (any device).
+        targets: ``(U, I)`` relevant pairs (non-zeros).
+        mask: ``(U, I)`` pairs excluded from the ranking (train, earlier splits, cold-user history).
+        ks: cut-offs.
+        batch_size: users per ``score_fn`` call.
+        users: ``(U',)`` user indices to evaluate (e.g. cold users); default all users with targets.
+        item_subset: ``(I,)`` bool; only these items count as targets (ranking is still over the whole
+            catalogue). Used to report cold and warm items separately.
+        progress: log progress at INFO (otherwise DEBUG).
+
+    Returns:
+        ``{"recall@10": ..., "ndcg@10": ..., "coverage@10": ..., "n_users": ...}`` as Python numbers.
+    """
+    targets, mask = sp.csr_matrix(targets, copy=True), sp.csr_matrix(mask)
+    if targets.shape != mask.shape:
+        raise ValueError(f"targets {targets.shape} and mask {mask.shape} differ in shape")
+    n_users, n_items = targets.shape
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+    if item_subset is not None:
+        subset = np.asarray(item_subset)
+        if subset.dtype != np.bool_ or subset.shape != (n_items,):
+            raise ValueError(
+                f"item_subset must be a bool array of shape ({n_items},); got {subset.dtype} {subset.shape}"
+            )
+        targets = sp.csr_matrix(targets @ sp.diags(subset.astype(np.float32)))
+    targets.eliminate_zeros()
+    has_targets = np.diff(targets.indptr) > 0
+    if users is None:
+        cand = np.flatnonzero(has_targets)
+    else:
+        u = np.unique(np.asarray(users, dtype=np.int64))
+        if len(u) and (u[0] < 0 or u[-1] >= n_users):
+            raise ValueError(f"users must be in [0, {n_users}); got range [{u[0]}, {u[-1]}]")
+        cand = u[has_targets[u]]
+    if len(cand) == 0:
+        log.warning(
+            "full ranking: no user has targets%s; metrics are NaN",
+            " in item_subset" * (item_subset is not None),
+        )
+        return {
+            k: (0 if k == "n_users" else (0.0 if k.startswith("coverage") else math.nan))
+            for k in FullRankingMetric.names(ks)
+        }
+
+    metric: FullRankingMetric | None = None
+    n_batches = math.ceil(len(cand) / batch_size)
+    every = max(1, n_batches // 10)
+    level = logging.INFO if progress else logging.DEBUG
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for b, start in enumerate(range(0, len(cand), batch_size), 1):
+            batch = cand[start : start + batch_size]
+            scores = score_fn(torch.from_numpy(batch))
+            if scores.shape != (len(batch), n_items):
+                raise ValueError(
+                    f"score_fn returned {tuple(scores.shape)} for {len(batch)} users; expected ({len(batch)}, {n_items})"
+                )
+            if metric is None:
+                metric = FullRankingMetric(ks, num_items=n_items).to(scores.device)
+            dev = scores.device
+            metric.update(scores, rows_to_dense(targets, batch).to(dev), rows_to_dense(mask, batch).to(dev))
+            if b % every == 0 or b == n_batches:
+                log.log(
+                    level,
+                    "full ranking: %d/%d batches (%d users) in %.1fs",
+                    b,
+                    n_batches,
+                    len(cand),
+                    time.perf_counter() - t0,
+                )
+    assert metric is not None
+    return {k: (int(v) if k == "n_users" else float(v)) for k, v in metric.compute().items()}

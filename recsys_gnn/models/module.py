@@ -1,0 +1,155 @@
+"""LightningModule wrapping any :class:`~recsys_gnn.models.base.Recommender`: training and full-ranking eval."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from recsys_gnn.data.interactions import InteractionData
+from recsys_gnn.eval.ranking import FullRankingMetric
+from recsys_gnn.models.base import Recommender
+
+log = logging.getLogger(__name__)
+
+
+class RecModule(pl.LightningModule):
+    """Trains a recommender on BPR/BCE batches and evaluates it by full ranking over all items.
+
+    Metric keys are ``{stage}/{metric}@{k}`` (``val/ndcg@10``). With ``split=cold_items`` the test also reports
+    ``test_cold/...`` (targets restricted to cold items) and ``test_warm/...``; with ``split=cold_users``,
+    ``test_cold_users/...`` and ``test_warm_users/...``. Ranking always covers the whole catalogue, with the
+    user's known items (train, + val at test, + the cold user's given history) masked.
+
+    Args:
+        model: the recommender.
+        data: the dataset (for fold-in histories, cold masks and impressions).
+        optimizer: ``partial`` optimizer factory (params -> Optimizer).
+        scheduler: optional ``partial`` LR scheduler factory.
+        loss: "bpr" or "bce".
+        ks: cut-offs.
+    """
+
+    def __init__(
+        self,
+        model: Recommender,
+        data: InteractionData,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        loss: str = "bpr",
+        ks: Sequence[int] = (5, 10, 20),
+    ) -> None:
+        super().__init__()
+        if loss not in ("bpr", "bce"):
+            raise ValueError(f"loss must be 'bpr' or 'bce', got {loss!r}")
+        self.model = model
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.loss_kind = loss
+        self.ks = tuple(int(k) for k in ks)
+        self.n_users, self.n_items = data.n_users, data.n_items
+        self.histories = {
+            "val": _pairs(data.val_history),
+            "test": _pairs(data.test_history),
+        }
+        self.item_subsets: dict[str, Tensor] = {}
+        if data.cold_items is not None:
+            cold = torch.as_tensor(data.cold_items, dtype=torch.bool)
+            self.item_subsets = {"cold": cold, "warm": ~cold}
+        self.user_subsets: dict[str, Tensor] = {}
+        if data.cold_users is not None:
+            cold = torch.as_tensor(data.cold_users, dtype=torch.bool)
+            self.user_subsets = {"cold_users": cold, "warm_users": ~cold}
+        self.impressions = data.impressions
+        self.metrics = torch.nn.ModuleDict()
+        for stage in ("val", "test"):
+            self.metrics[stage] = FullRankingMetric(ks=self.ks, num_items=self.n_items)
+            for name in (*self.item_subsets, *self.user_subsets):
+                self.metrics[f"{stage}_{name}"] = FullRankingMetric(ks=self.ks, num_items=self.n_items)
+        self._cache: tuple[Tensor, Tensor] | None = None
+        self.impression_results: dict[str, float] = {}
+
+    # -- training ---------------------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss, extra = self.model.loss(batch, kind=self.loss_kind)
+        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch["user"]))
+        for k, v in extra.items():
+            self.log(f"train/{k}", v, on_step=False, on_epoch=True, batch_size=len(batch["user"]))
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise ValueError("a trainable model needs an optimizer (config key `optimizer`)")
+        opt = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=opt)}}
+
+    # -- evaluation -------------------------------------------------------------------------------------------
+    def _start_eval(self, stage: str) -> None:
+        with torch.no_grad():
+            cache = self.model.embed()
+            hist = self.histories[stage].to(cache[0].device)
+            self._cache = self.model.fold_in(cache, hist, self.n_users)
+
+    def _eval_step(self, stage: str, batch: dict[str, Tensor]) -> None:
+        assert self._cache is not None
+        users, targets, mask = batch["user"], batch["targets"], batch["mask"]
+        scores = self.model.score(users, self._cache)  # (B, I)
+        self.metrics[stage].update(scores, targets, mask)
+        for name, subset in self.item_subsets.items():
+            self.metrics[f"{stage}_{name}"].update(scores, targets & subset.to(targets.device), mask)
+        for name, subset in self.user_subsets.items():
+            rows = subset.to(users.device)[users]
+            if rows.any():
+                self.metrics[f"{stage}_{name}"].update(scores[rows], targets[rows], mask[rows])
+
+    def _end_eval(self, stage: str) -> None:
+        for key, metric in self.metrics.items():
+            if key != stage and not key.startswith(f"{stage}_"):
+                continue
+            values = metric.compute()
+            for name, value in values.items():
+                self.log(f"{key}/{name}", value.float(), sync_dist=False, prog_bar=(name == "ndcg@10"))
+            metric.reset()
+        self._cache = None
+
+    def on_validation_epoch_start(self) -> None:
+        self._start_eval("val")
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._end_eval("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._start_eval("test")
+        if self.impressions:
+            from recsys_gnn.eval.impression import score_impressions
+
+            assert self._cache is not None
+            test_imps = [imp for imp in self.impressions if imp["split"] == "test"]
+            if test_imps:
+                res = score_impressions(self._cache[0].cpu(), self._cache[1].cpu(), test_imps)
+                self.impression_results = {k: float(v) for k, v in res.items()}
+                log.info("impression metrics over %d test impressions: %s", len(test_imps), res)
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._end_eval("test")
+        for name, value in self.impression_results.items():
+            self.log(f"test_impressions/{name}", float(value))
+
+
+def _pairs(pairs: np.ndarray | None) -> Tensor:
+    if pairs is None:
+        return torch.zeros((0, 2), dtype=torch.long)
+    return torch.as_tensor(pairs, dtype=torch.long)

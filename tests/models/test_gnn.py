@@ -1,0 +1,283 @@
+"""GNN compressors: shapes, gradients, isolated nodes, argument checks, determinism and a real BPR fit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from recsys_gnn.graph.user_item import UserItemGraph
+from recsys_gnn.models.gnn import GAT, GCN, SAGE, GNNStack, LightGCN
+
+CONF = Path(__file__).resolve().parents[2] / "conf" / "gnn"
+
+N_USERS, N_ITEMS = 8, 10
+# user 7 and item 9 have no training pairs: isolated nodes 7 and 8 + 9 = 17
+ISOLATED = (N_USERS - 1, N_USERS + N_ITEMS - 1)
+
+FACTORIES: dict[str, Callable[..., GNNStack]] = {
+    "gcn": lambda dim, layers: GCN(dim, num_layers=layers, activation="tanh", learn_alpha=True),
+    "lightgcn": lambda dim, layers: LightGCN(dim, num_layers=layers),
+    "gat": lambda dim, layers: GAT(dim, num_layers=layers, num_heads=2),
+    "sage": lambda dim, layers: SAGE(dim, num_layers=layers, aggregator="pool"),
+}
+
+
+def toy_train(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pairs = {(u, i) for u in range(N_USERS - 1) for i in range(N_ITEMS - 1) if rng.random() < 0.45}
+    pairs |= {(u, u % (N_ITEMS - 1)) for u in range(N_USERS - 1)}  # every other user/item has an edge
+    pairs |= {(i % (N_USERS - 1), i) for i in range(N_ITEMS - 1)}
+    return np.array(sorted(pairs), dtype=np.int64)
+
+
+@pytest.fixture(scope="module")
+def graph():
+    g = UserItemGraph().build(toy_train(), N_USERS, N_ITEMS)
+    assert g.in_degrees()[list(ISOLATED)].tolist() == [0, 0]
+    return g
+
+
+def inputs(graph, dim: int, weighted: bool, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+    gen = torch.Generator().manual_seed(seed)
+    feat = torch.randn(graph.num_nodes(), dim, generator=gen)
+    ew = torch.rand(graph.num_edges(), generator=gen) + 0.1 if weighted else None
+    return feat, ew
+
+
+GRID = pytest.mark.parametrize(
+    ("name", "dim", "layers", "weighted"),
+    [(n, d, k, w) for n in FACTORIES for d in (8, 64) for k in (1, 3) for w in (False, True)],
+)
+
+
+@GRID
+def test_shape_finite_and_graph_untouched(graph, name: str, dim: int, layers: int, weighted: bool) -> None:
+    torch.manual_seed(0)
+    model = FACTORIES[name](dim, layers)
+    feat, ew = inputs(graph, dim, weighted)
+    nkeys, ekeys = set(graph.ndata), set(graph.edata)
+    out = model(graph, feat, ew)
+    assert out.shape == (graph.num_nodes(), dim)
+    assert torch.isfinite(out).all()
+    assert set(graph.ndata) == nkeys and set(graph.edata) == ekeys
+
+
+@GRID
+def test_gradients_reach_parameters_and_features(
+    graph, name: str, dim: int, layers: int, weighted: bool
+) -> None:
+    torch.manual_seed(0)
+    model = FACTORIES[name](dim, layers)
+    feat, ew = inputs(graph, dim, weighted)
+    feat.requires_grad_(True)
+    out = model(graph, feat, ew)
+    (out * torch.randn_like(out)).sum().backward()
+    assert feat.grad is not None and feat.grad.abs().sum() > 0
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+        assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, pname
+
+
+@GRID
+def test_isolated_nodes_depend_only_on_their_own_feature(
+    graph, name: str, dim: int, layers: int, weighted: bool
+) -> None:
+    torch.manual_seed(0)
+    model = FACTORIES[name](dim, layers)
+    feat, ew = inputs(graph, dim, weighted)
+    feat.requires_grad_(True)
+    out = model(graph, feat, ew)
+    for node in ISOLATED:
+        assert torch.isfinite(out[node]).all()
+        (grad,) = torch.autograd.grad(out[node].sum(), feat, retain_graph=True)
+        others = torch.ones(graph.num_nodes(), dtype=torch.bool)
+        others[node] = False
+        assert grad[node].abs().sum() > 0
+        assert grad[others].abs().sum() == 0
+
+
+def test_isolated_nodes_exact_values_gcn_lightgcn(graph) -> None:
+    feat, _ = inputs(graph, 8, False)
+    iso = list(ISOLATED)
+    out = GCN(8, num_layers=3, activation="relu")(graph, feat)
+    assert torch.equal(out[iso], feat[iso])  # only the residual path reaches them
+    out = LightGCN(8, num_layers=3)(graph, feat)
+    torch.testing.assert_close(out[iso], feat[iso] / 4)  # E^(1..3) are 0, mean over 4 layers
+
+
+def test_lightgcn_matches_dense_propagation(graph) -> None:
+    feat, ew = inputs(graph, 8, True)
+    src, dst = graph.edges()
+    a_hat = torch.zeros(graph.num_nodes(), graph.num_nodes())
+    a_hat[dst, src] = ew
+    layers = [feat, a_hat @ feat, a_hat @ a_hat @ feat]
+    expected = 0.5 * layers[0] + 0.25 * layers[1] + 0.25 * layers[2]
+    out = LightGCN(8, num_layers=2, layer_weights=[2.0, 1.0, 1.0])(graph, feat, ew)
+    torch.testing.assert_close(out, expected)
+
+
+def test_gcn_matches_dense_update_rule(graph) -> None:
+    feat, _ = inputs(graph, 8, False)
+    model = GCN(8, num_layers=2, alpha=0.5, activation="tanh")
+    src, dst = graph.edges()
+    a_hat = torch.zeros(graph.num_nodes(), graph.num_nodes())
+    a_hat[dst, src] = graph.edata["w"]
+    h = feat
+    for lin in model.linears:
+        h = h + 0.5 * torch.tanh(a_hat @ h @ lin.weight.T)
+    torch.testing.assert_close(model(graph, feat), h)
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_edge_weights_are_used(graph, name: str) -> None:
+    torch.manual_seed(0)
+    model = FACTORIES[name](8, 2)
+    feat, ew = inputs(graph, 8, True)
+    assert not torch.allclose(model(graph, feat), model(graph, feat, ew))
+    # None falls back to graph.edata["w"]
+    torch.testing.assert_close(model(graph, feat), model(graph, feat, graph.edata["w"]))
+
+
+@pytest.mark.parametrize("aggregator", ["mean", "pool", "gcn", "lstm"])
+def test_sage_all_aggregators(graph, aggregator: str) -> None:
+    torch.manual_seed(0)
+    model = SAGE(8, num_layers=2, aggregator=aggregator)
+    feat, _ = inputs(graph, 8, False)
+    feat.requires_grad_(True)
+    out = model(graph, feat)
+    assert out.shape == feat.shape and torch.isfinite(out).all()
+    out.pow(2).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("model", "fragments"),
+    [
+        (GCN(8, num_layers=3, alpha=0.5, dropout=0.1, activation="relu", learn_alpha=True),
+         ["num_layers=3", "alpha=0.5", "dropout=0.1", "activation='relu'", "learn_alpha=True"]),
+        (LightGCN(8, num_layers=2, layer_weights=[1, 1, 2]), ["num_layers=2", "layer_weights=[1.0, 1.0, 2.0]"]),
+        (GAT(16, num_layers=2, num_heads=4, dropout=0.2, attn_dropout=0.3, residual=False, negative_slope=0.1),
+         ["num_heads=4", "dropout=0.2", "attn_dropout=0.3", "residual=False", "negative_slope=0.1"]),
+        (SAGE(8, num_layers=1, aggregator="gcn", dropout=0.2), ["num_layers=1", "aggregator='gcn'", "dropout=0.2"]),
+    ],
+)  # fmt: skip
+def test_repr_shows_hyper_parameters(model: GNNStack, fragments: list[str]) -> None:
+    text = repr(model)
+    assert "dim=" in text
+    for frag in fragments:
+        assert frag in text
+
+
+@pytest.mark.parametrize(
+    ("factory", "match"),
+    [
+        (lambda: GCN(0), "dim"),
+        (lambda: GCN(8, num_layers=0), "num_layers"),
+        (lambda: GCN(8, alpha=0.0), "alpha"),
+        (lambda: GCN(8, dropout=1.0), "dropout"),
+        (lambda: GCN(8, activation="gelu"), r"\('none', 'relu', 'tanh'\)"),
+        (lambda: LightGCN(8, num_layers=2, layer_weights=[1.0, 1.0]), "num_layers \\+ 1"),
+        (lambda: LightGCN(8, num_layers=1, layer_weights=[1.0, -1.0]), ">= 0"),
+        (lambda: LightGCN(8, num_layers=1, layer_weights=[0.0, 0.0]), "not all 0"),
+        (lambda: GAT(10, num_heads=3), "divisible"),
+        (lambda: GAT(8, num_heads=0), "num_heads"),
+        (lambda: GAT(8, attn_dropout=-0.1), "attn_dropout"),
+        (lambda: GAT(8, negative_slope=-1.0), "negative_slope"),
+        (lambda: SAGE(8, aggregator="max"), r"\('mean', 'pool', 'gcn', 'lstm'\)"),
+        (lambda: SAGE(8, num_layers=2.5), "num_layers"),
+    ],
+)
+def test_invalid_arguments_raise(factory, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        factory()
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_invalid_forward_inputs_raise(graph, name: str) -> None:
+    model = FACTORIES[name](8, 1)
+    feat, _ = inputs(graph, 8, False)
+    with pytest.raises(ValueError, match="feat"):
+        model(graph, feat[:, :4])
+    with pytest.raises(ValueError, match="feat"):
+        model(graph, feat[:-1])
+    with pytest.raises(ValueError, match="edge_weight"):
+        model(graph, feat, torch.ones(graph.num_edges() + 1))
+    g = graph.clone()
+    del g.edata["w"]
+    with pytest.raises(ValueError, match='edata\\["w"\\]'):
+        model(g, feat)
+
+
+@pytest.mark.parametrize("name", ["gcn", "gat", "sage"])
+def test_deterministic_under_seed_with_dropout(graph, name: str) -> None:
+    kwargs = {
+        "gcn": {"dropout": 0.3},
+        "gat": {"dropout": 0.3, "attn_dropout": 0.3},
+        "sage": {"dropout": 0.3},
+    }[name]
+    cls = {"gcn": GCN, "gat": GAT, "sage": SAGE}[name]
+    feat, _ = inputs(graph, 8, False)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        model = cls(8, num_layers=2, **kwargs).train()
+        outs.append(model(graph, feat))
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+    torch.manual_seed(124)
+    other = cls(8, num_layers=2, **kwargs).train()
+    assert not torch.allclose(outs[0], other(graph, feat))
+
+
+def test_reset_parameters_redraws_weights() -> None:
+    model = GAT(8, num_layers=1)
+    before = [p.detach().clone() for p in model.parameters()]
+    model.reset_parameters()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_bpr_training_lowers_loss(graph, name: str) -> None:
+    """A few real Adam steps on BPR over dot-product scores of the GNN outputs reduce the loss."""
+    torch.manual_seed(0)
+    dim, text_dim = 16, 12
+    text = torch.randn(graph.num_nodes(), text_dim)  # stand-in for frozen LM features
+    proj = torch.nn.Linear(text_dim, dim)
+    model = FACTORIES[name](dim, 2)
+    train = torch.from_numpy(toy_train())
+    users, pos = train[:, 0], train[:, 1]
+    neg = torch.randint(0, N_ITEMS, (len(train),), generator=torch.Generator().manual_seed(1))
+
+    def bpr() -> torch.Tensor:
+        h = model(graph, proj(text))
+        u, i, j = h[users], h[N_USERS + pos], h[N_USERS + neg]
+        return -F.logsigmoid((u * i).sum(-1) - (u * j).sum(-1)).mean()
+
+    opt = torch.optim.Adam(list(proj.parameters()) + list(model.parameters()), lr=0.01)
+    with torch.no_grad():
+        start = bpr().item()
+    for _ in range(30):
+        opt.zero_grad()
+        loss = bpr()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        end = bpr().item()
+    assert end < 0.8 * start, (start, end)
+
+
+@pytest.mark.parametrize("name", ["gcn", "lightgcn", "gat", "sage"])
+def test_gnn_configs_instantiate(graph, name: str) -> None:
+    cfg = OmegaConf.load(CONF / f"{name}.yaml")
+    assert cfg._partial_ is True
+    model = instantiate(cfg)(dim=8)
+    assert isinstance(model, GNNStack)
+    assert model.num_layers == cfg.num_layers
+    feat, _ = inputs(graph, 8, False)
+    assert model(graph, feat).shape == feat.shape
