@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from recsys_gnn.compress.evaluate import evaluate_quantized
 from recsys_gnn.data.datamodule import RecDataModule
 from recsys_gnn.data.errors import ConfigError
 from recsys_gnn.data.interactions import InteractionData
@@ -135,6 +136,9 @@ def train(cfg: DictConfig) -> float | None:
     save_run_info(cfg, out, data)
 
     model = build_model(cfg, data)
+    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    info_path = out / "run_info.json"
+    info_path.write_text(json.dumps({**json.loads(info_path.read_text()), "trainable_params": n_train}, indent=2))
     datamodule = RecDataModule(data, seed=cfg.seed, **cfg.data)
     optimizer = hydra.utils.instantiate(cfg.optimizer) if cfg.get("optimizer") else None
     scheduler = hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
@@ -168,6 +172,11 @@ def train(cfg: DictConfig) -> float | None:
         module.model.eval()
         user_emb, item_emb = module.model.embed()
     save_tables(out / "tables", user_emb, item_emb, data)
+    schemes = list(cfg.compress.get("evaluate") or [])
+    if schemes and cfg.get("test", True) and not fast:
+        hist = torch.as_tensor(data.test_history) if data.test_history is not None else torch.zeros((0, 2), dtype=torch.long)
+        u_test, i_test = module.model.fold_in((user_emb, item_emb), hist.long(), data.n_users)
+        metrics.update(evaluate_quantized(u_test, i_test, data, schemes=schemes, ks=list(cfg.module.ks)))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     table = format_metrics_table(metrics, protocol=data.protocol, ks=list(cfg.module.ks))
     (out / "metrics.md").write_text(table)

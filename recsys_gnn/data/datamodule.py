@@ -9,10 +9,11 @@ import numpy as np
 import pytorch_lightning as pl
 import scipy.sparse as sp
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from recsys_gnn.data.errors import EmptySplitError
 from recsys_gnn.data.interactions import InteractionData
+from recsys_gnn.distributed import UnpaddedDistributedSampler, sampler_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,12 @@ class RankingUsers(Dataset):
 class RecDataModule(pl.LightningDataModule):
     """Batches for training (BPR triples) and for full-ranking validation/test.
 
+    Under a multi-process strategy (DDP) the loaders shard themselves: training pairs through a shuffled
+    ``DistributedSampler`` (padded, so every process runs the same number of steps; negatives are seeded per
+    rank), evaluation users through :class:`~recsys_gnn.distributed.UnpaddedDistributedSampler` (each user
+    exactly once, so the summed metric states equal a single-process evaluation). Lightning leaves loaders
+    that already hold a ``DistributedSampler`` untouched.
+
     Args:
         data: the split dataset.
         batch_size: training pairs per step.
@@ -123,15 +130,31 @@ class RecDataModule(pl.LightningDataModule):
         """``(targets, mask)`` CSR matrices ``(U, I)`` for ``stage`` in {"val", "test"}."""
         return self.data.matrix(getattr(self.data, stage)), self.data.matrix(self.data.known_for(stage))
 
+    def _shards(self) -> dict[str, int] | None:
+        """``{"num_replicas", "rank"}`` of the attached trainer when it runs several processes."""
+        return sampler_kwargs(self.trainer)
+
     def train_dataloader(self) -> DataLoader:
-        ds = TrainPairs(self.data, self.num_negatives, seed=self.seed)
+        shards = self._shards()
+        rank = shards["rank"] if shards else 0
+        ds = TrainPairs(self.data, self.num_negatives, seed=self.seed + rank)
+        sampler = DistributedSampler(ds, shuffle=True, seed=self.seed, **shards) if shards else None
         return DataLoader(
-            ds, batch_size=self.batch_size, shuffle=True, collate_fn=_identity, num_workers=self.num_workers
+            ds,
+            batch_size=self.batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
+            collate_fn=_identity,
+            num_workers=self.num_workers,
         )
 
     def _eval_loader(self, stage: str) -> DataLoader:
         ds = RankingUsers(*self.stage_matrices(stage))
-        return DataLoader(ds, batch_size=self.eval_batch_size, shuffle=False, collate_fn=_identity)
+        shards = self._shards()
+        sampler = UnpaddedDistributedSampler(ds, **shards) if shards else None
+        return DataLoader(
+            ds, batch_size=self.eval_batch_size, shuffle=False, sampler=sampler, collate_fn=_identity
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")

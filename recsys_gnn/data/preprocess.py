@@ -89,6 +89,13 @@ def preprocess(
 
     user_ids = np.sort(df["user"].unique()).astype(object)
     item_ids = np.sort(df["item"].unique()).astype(object)
+    if raw.impressions is not None:
+        # News shown but never clicked still compete in impressions and full ranking: keep them (with text).
+        shown = pd.unique(np.concatenate([np.asarray(c, dtype=object) for c in raw.impressions["candidates"]]))
+        extra = np.setdiff1d(pd.Index(shown).intersection(items.index).to_numpy(object), item_ids)
+        if len(extra):
+            log.info("%s: %d items only shown in impressions added to the catalogue", raw.name, len(extra))
+            item_ids = np.sort(np.concatenate([item_ids, extra])).astype(object)
     frame = pd.DataFrame(
         {
             "uidx": pd.Index(user_ids).get_indexer(df["user"]).astype(np.int64),

@@ -190,7 +190,7 @@ def test_news_without_text_and_empty_impressions_are_counted(tmp_path: Path) -> 
     ds = read_mind(root)
     drops = ds.report.as_dict()
     assert drops["mind: impression candidate without news text, removed from its impression"] == 2
-    assert drops["mind: (of which clicked candidates)"] == 2
+    assert drops["mind: clicked candidate among those removed for lack of news text"] == 2
     assert drops["mind: impression left without candidates, dropped"] == 1
     assert drops["mind: click-history news without news text, dropped"] == 1
     assert drops[f"{root / 'dev' / 'behaviors.tsv'}: impression without candidates, dropped"] == 1

@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 
 from recsys_gnn.data.errors import ConfigError, DatasetNotFoundError, SchemaError
-from recsys_gnn.data.readers.nemig import Triple, nemig_files, parse_ntriples, read_nemig
-from recsys_gnn.data.schema import IMPRESSION_COLUMNS
+from recsys_gnn.data.readers.mind import read_behaviors
+from recsys_gnn.data.readers.nemig import (
+    Triple,
+    holdout_last_impressions,
+    nemig_files,
+    parse_ntriples,
+    read_nemig,
+)
+from recsys_gnn.data.schema import IMPRESSION_COLUMNS, DropReport
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "nemig"
 R = "http://nemig_en.org/resource/"
@@ -178,6 +185,12 @@ def test_bad_arguments_and_missing_files(tmp_path: Path) -> None:
     (root / nemig_files("en")["subtopic_mapping"]).unlink()
     with pytest.raises(DatasetNotFoundError, match="subtopic_mapping"):
         read_nemig(root, "en")
+    behaviors = root / nemig_files("en")["behaviors"]
+    behaviors.write_bytes(behaviors.read_bytes().replace(b"301\tU30", b"A301\tU30"))
+    with pytest.raises(SchemaError, match=r"behaviors\.tsv:10: impression id 'A301' is not an integer"):
+        holdout_last_impressions(
+            *read_behaviors(behaviors, "train", DropReport(), with_time=False), "impression_id"
+        )
 
 
 def test_malformed_kg_names_the_file(tmp_path: Path) -> None:

@@ -148,7 +148,8 @@ def read_item_texts(path: Path, items: set[str], report: DropReport) -> pd.DataF
 
     Args:
         path: ``meta_{category}.json.gz``.
-        items: asins to build texts for; rows of other asins are only counted.
+        items: asins to build texts for; rows of other asins are skipped (duplicates are counted among
+            the rows of ``items`` only).
         report: receives the counts.
 
     Returns:
@@ -244,12 +245,9 @@ def _finish(
         # Repeat reviews of an item at other times/ratings are real events; filtering decides about them.
         log.info("%s: %d repeated (user, item) pairs with another rating or time kept", source, repeats)
 
-    wanted = set(df["item"].unique())
     if check_order_against_meta:
-        # Also look up the user ids: if they are the asins, the columns were swapped.
-        items = read_item_texts(meta, wanted | set(df["user"].unique()), DropReport())
-        _check_column_order(df, set(items["item"]), meta, source)
-    items = read_item_texts(meta, wanted, report)
+        _check_column_order(df, meta, source)
+    items = read_item_texts(meta, set(df["item"].unique()), report)
     with_meta = df["item"].isin(set(items["item"]))
     no_meta_items = df.loc[~with_meta, "item"].nunique()
     report.add(
@@ -338,10 +336,11 @@ def _read_ratings_csv(path: Path, report: DropReport) -> pd.DataFrame:
     return pd.DataFrame({"user": users, "item": items, "rating": ratings, "timestamp": times})
 
 
-def _check_column_order(df: pd.DataFrame, meta_items: set[str], meta: Path, source: str) -> None:
+def _check_column_order(df: pd.DataFrame, meta: Path, source: str) -> None:
     """Raise when the user column, not the item column, holds the metadata's asins (swapped columns)."""
-    item_hits = df["item"].isin(meta_items).mean() if len(df) else 0.0
-    user_hits = df["user"].isin(meta_items).mean() if len(df) else 0.0
+    asins = {rec.get("asin") for _, rec in _json_lines(meta, DropReport())}
+    item_hits = df["item"].isin(asins).mean() if len(df) else 0.0
+    user_hits = df["user"].isin(asins).mean() if len(df) else 0.0
     if user_hits > item_hits:
         raise SchemaError(
             f"{source}: {user_hits:.0%} of the second column but {item_hits:.0%} of the first are asins of "

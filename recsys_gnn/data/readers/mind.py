@@ -310,10 +310,15 @@ def impression_clicks(impressions: pd.DataFrame, timestamps: np.ndarray) -> pd.D
         Columns ``user``, ``item``, ``timestamp``, ``split`` (the impression's), one row per click.
     """
     users, items, stamps, splits = [], [], [], []
-    for user, cands, labs, ts, split in zip(
-        impressions["user"], impressions["candidates"], impressions["labels"], timestamps,
-        impressions["split"], strict=True,
-    ):  # fmt: skip
+    rows = zip(
+        impressions["user"],
+        impressions["candidates"],
+        impressions["labels"],
+        timestamps,
+        impressions["split"],
+        strict=True,
+    )
+    for user, cands, labs, ts, split in rows:
         for c, lab in zip(cands, labs, strict=True):
             if lab == 1:
                 users.append(user)
@@ -344,7 +349,7 @@ def _drop_candidates_without_text(
         new_labels.append([lab for _, lab in kept])
         keep.append(bool(kept))
     report.add("impression candidate without news text, removed from its impression", n_removed, source)
-    report.add("(of which clicked candidates)", n_clicked_removed, source)
+    report.add("clicked candidate among those removed for lack of news text", n_clicked_removed, source)
     mask = pd.Series(keep, index=impressions.index)
     report.add("impression left without candidates, dropped", int((~mask).sum()), source)
     impressions["candidates"] = new_cands

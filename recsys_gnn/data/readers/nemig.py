@@ -326,7 +326,9 @@ def nemig_items(news: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"item": news["item"].to_numpy(), "title": titles, "text": texts})
 
 
-def holdout_last_impressions(impressions: pd.DataFrame, history: pd.DataFrame, order: str) -> None:
+def holdout_last_impressions(
+    impressions: pd.DataFrame, history: pd.DataFrame, order: str, source: str = "behaviors.tsv"
+) -> None:
     """Set ``impressions["split"]`` in place: per user the last impression "test", the one before "val"
     (users with >= 3 impressions), the others "train".
 
@@ -334,6 +336,7 @@ def holdout_last_impressions(impressions: pd.DataFrame, history: pd.DataFrame, o
         impressions: :func:`read_behaviors` impressions.
         history: the row-aligned history table (``impression_id``, ``line``).
         order: "impression_id" (numeric id, then line) or "file" (line).
+        source: file name used in error messages.
 
     Raises:
         ConfigError: unknown ``order``.
@@ -347,7 +350,7 @@ def holdout_last_impressions(impressions: pd.DataFrame, history: pd.DataFrame, o
         if ids.isna().any():
             i = int(np.flatnonzero(ids.isna().to_numpy())[0])
             raise SchemaError(
-                f"line {history['line'].iloc[i]}: impression id {history['impression_id'].iloc[i]!r} is not an "
+                f"{source}:{history['line'].iloc[i]}: impression id {history['impression_id'].iloc[i]!r} is not an "
                 "integer; use holdout_order='file'"
             )
         keys["key"] = ids
@@ -391,7 +394,7 @@ def read_nemig(
         )
     report = DropReport()
     impressions, history = read_behaviors(paths["behaviors"], "train", report, with_time=False)
-    holdout_last_impressions(impressions, history, holdout_order)
+    holdout_last_impressions(impressions, history, holdout_order, str(paths["behaviors"]))
 
     news = read_news_text(
         paths["content_mapping"],

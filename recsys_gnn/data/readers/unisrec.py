@@ -62,8 +62,9 @@ def read_unisrec(root: Path, name: str = "Scientific") -> RawDataset:
     "train". Repeat purchases stay as separate events.
 
     Counted repairs: exact duplicate lines, a truncated last line, users lacking a valid or test row (all
-    their events dropped), events whose item index has no asin in item2index or whose asin has no text
-    (dropped; positions of the other events are kept), duplicate text rows.
+    their lines dropped: their split cannot be reproduced), events whose user or item index is not in the
+    index maps or whose asin has no text (dropped; the other events keep their positions), duplicate text
+    rows (first kept).
 
     Args:
         root: folder holding the ``{name}.*`` files.

@@ -1,0 +1,348 @@
+"""Post-training quantisation of the serving tables: fp16, per-row int8 and 1-bit (sign) codes, and their scores.
+
+Every scheme scores a user and an item by the dot product of their *decoded* vectors:
+
+- ``fp32`` / ``fp16``: the stored floats (fp16 is upcast to float32 for the product).
+- ``int8``: ``q_u . q_i`` computed exactly in int32, times ``scale_u * scale_i``.
+- ``binary``: the ``+1/-1`` sign vectors, whose dot product is ``D - 2 * hamming(code_u, code_i)``, so the
+  ranking is "fewer differing bits first".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+QUANTIZATIONS = ("fp32", "fp16", "int8", "binary")
+INT8_MAX = 127
+_BIT_WEIGHTS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)  # most significant bit first
+_ITEM_CHUNK = 16384  # item rows converted at once when scoring (bounds temporary memory)
+_XOR_MAX_USERS = 8  # up to this many query rows, Hamming distances use XOR + popcount, else a BLAS product
+_EXACT_F32 = 2**24  # integers up to this magnitude are exact in float32
+
+
+def _check_matrix(x: Tensor, what: str, float_only: bool = True) -> None:
+    if not isinstance(x, Tensor) or x.dim() != 2:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{what} must be a 2-D tensor (N, D); got {shape}")
+    if float_only:
+        if not x.is_floating_point():
+            raise ValueError(f"{what} must be a floating-point tensor; got {x.dtype}")
+        if not bool(torch.isfinite(x).all()):
+            bad = int((~torch.isfinite(x)).any(1).nonzero()[0, 0])
+            raise ValueError(f"{what} has a non-finite value (NaN or inf) in row {bad}")
+
+
+def quantize_int8(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-row symmetric int8 quantisation.
+
+    Args:
+        x: ``(N, D)`` float.
+    Returns:
+        ``q`` ``(N, D)`` int8 in ``[-127, 127]`` and ``scale`` ``(N,)`` float32 with ``x ~= q * scale[:, None]``;
+        ``scale = max|row| / 127`` (0 for an all-zero row, which decodes back to zeros). The error of each element
+        is at most ``scale / 2``.
+    """
+    _check_matrix(x, "int8 input")
+    x = x.detach().to(torch.float32)
+    scale = x.abs().amax(dim=1) / INT8_MAX  # (N,)
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = torch.round(x / safe[:, None]).clamp_(-INT8_MAX, INT8_MAX).to(torch.int8)
+    return q, scale
+
+
+def dequantize_int8(q: Tensor, scale: Tensor) -> Tensor:
+    """Inverse of :func:`quantize_int8`: ``(N, D)`` int8 and ``(N,)`` scales -> ``(N, D)`` float32."""
+    _check_matrix(q, "int8 codes", float_only=False)
+    if q.dtype != torch.int8:
+        raise ValueError(f"int8 codes must have dtype int8; got {q.dtype}")
+    if scale.shape != (q.shape[0],):
+        raise ValueError(
+            f"scale must have shape ({q.shape[0]},) for {q.shape[0]} rows; got {tuple(scale.shape)}"
+        )
+    return q.to(torch.float32) * scale.to(torch.float32)[:, None]
+
+
+def to_fp16(x: Tensor) -> Tensor:
+    """``(N, D)`` float -> ``(N, D)`` float16; refuses values beyond the fp16 range (they would become inf)."""
+    _check_matrix(x, "fp16 input")
+    limit = torch.finfo(torch.float16).max
+    peak = float(x.abs().max()) if x.numel() else 0.0
+    if peak > limit:
+        raise ValueError(
+            f"fp16 cannot hold values of magnitude {peak:.4g} (max {limit:.4g}); use int8 or fp32"
+        )
+    return x.detach().to(torch.float16)
+
+
+def binarize(x: Tensor) -> Tensor:
+    """1-bit codes: bit = ``x > 0``, packed 8 per byte, most significant bit first (as ``numpy.packbits``).
+
+    Args:
+        x: ``(N, D)`` float.
+    Returns:
+        ``(N, ceil(D / 8))`` uint8; the padding bits of the last byte are 0 in every row.
+    """
+    _check_matrix(x, "binary input")
+    n, d = x.shape
+    width = math.ceil(d / 8)
+    bits = torch.zeros(n, width * 8, dtype=torch.uint8)
+    bits[:, :d] = (x.detach() > 0).to(torch.uint8)
+    return (bits.view(n, width, 8) * _BIT_WEIGHTS).sum(dim=2, dtype=torch.uint8)
+
+
+def unpack_bits(codes: Tensor, dim: int) -> Tensor:
+    """``(N, W)`` uint8 codes -> ``(N, dim)`` uint8 bits (0/1), the inverse of :func:`binarize`'s packing."""
+    _check_codes(codes)
+    if not 0 < dim <= codes.shape[1] * 8:
+        raise ValueError(
+            f"dim must be in [1, {codes.shape[1] * 8}] for codes of {codes.shape[1]} bytes; got {dim}"
+        )
+    bits = (codes[:, :, None] & _BIT_WEIGHTS) != 0  # (N, W, 8)
+    return bits.reshape(codes.shape[0], -1)[:, :dim].to(torch.uint8)
+
+
+def _check_codes(codes: Tensor) -> None:
+    _check_matrix(codes, "binary codes", float_only=False)
+    if codes.dtype != torch.uint8:
+        raise ValueError(f"binary codes must have dtype uint8; got {codes.dtype}")
+
+
+def _as_words(codes: Tensor) -> Tensor:
+    """``(N, W)`` uint8 codes -> ``(N, ceil(W / 8))`` int64 words (zero-padded; a view when ``W % 8 == 0``)."""
+    pad = (-codes.shape[1]) % 8
+    if pad:
+        codes = torch.cat([codes, codes.new_zeros(codes.shape[0], pad)], dim=1)
+    return codes.contiguous().view(torch.int64)
+
+
+def _popcount64(x: Tensor) -> Tensor:
+    """Set bits of each int64 (SWAR; every shifted value is masked or non-negative, so sign bits never leak)."""
+    x = x - ((x >> 1) & 0x5555555555555555)
+    x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333)
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F
+    x = x + (x >> 8)
+    x = x + (x >> 16)
+    x = x + (x >> 32)
+    return x & 0x7F
+
+
+def hamming_distance(user_codes: Tensor, item_codes: Tensor) -> Tensor:
+    """Number of differing bits between every user code and every item code.
+
+    A few users: popcount of the XOR, 64 bits at a time. Many users: ``|u| + |i| - 2 u.i`` on unpacked bits,
+    a BLAS product of 0/1 values that is exact (integers below 2^24). Items are processed in chunks, so
+    temporary memory stays bounded whatever the catalogue size.
+
+    Args:
+        user_codes: ``(B, W)`` uint8.
+        item_codes: ``(I, W)`` uint8.
+    Returns:
+        ``(B, I)`` int32.
+    """
+    _check_codes(user_codes)
+    _check_codes(item_codes)
+    if user_codes.shape[1] != item_codes.shape[1]:
+        raise ValueError(
+            f"user codes have {user_codes.shape[1]} bytes per row but item codes {item_codes.shape[1]}"
+        )
+    n_users, n_items = user_codes.shape[0], item_codes.shape[0]
+    out = torch.empty(n_users, n_items, dtype=torch.int32)
+    if n_users <= _XOR_MAX_USERS:
+        u = _as_words(user_codes)[:, None, :]  # (B, 1, words)
+        for start in range(0, n_items, _ITEM_CHUNK):
+            it = _as_words(item_codes[start : start + _ITEM_CHUNK])[None]  # (1, chunk, words)
+            out[:, start : start + it.shape[1]] = _popcount64(u ^ it).sum(dim=2).to(torch.int32)
+        return out
+    n_bits = user_codes.shape[1] * 8
+    ub = unpack_bits(user_codes, n_bits).to(torch.float32)  # (B, n_bits)
+    u_ones = ub.sum(1)
+    for start in range(0, n_items, _ITEM_CHUNK):
+        it = unpack_bits(item_codes[start : start + _ITEM_CHUNK], n_bits).to(torch.float32)
+        common = ub @ it.T
+        out[:, start : start + len(it)] = (u_ones[:, None] + it.sum(1)[None, :] - 2 * common).to(torch.int32)
+    return out
+
+
+def hamming_scores(user_codes: Tensor, item_codes: Tensor, dim: int | None = None) -> Tensor:
+    """Scores of binary codes: ``dim - 2 * hamming`` (higher = fewer differing bits).
+
+    With ``dim`` = the number of real (unpadded) bits this is the dot product of the ``+1/-1`` sign vectors;
+    by default ``dim = 8 * W``, which ranks identically.
+
+    Args:
+        user_codes: ``(B, W)`` uint8.
+        item_codes: ``(I, W)`` uint8.
+        dim: number of coded dimensions D.
+    Returns:
+        ``(B, I)`` float32.
+    """
+    dim = user_codes.shape[1] * 8 if dim is None else dim
+    return (dim - 2 * hamming_distance(user_codes, item_codes)).to(torch.float32)
+
+
+def int8_scores(q_user: Tensor, s_user: Tensor, q_item: Tensor, s_item: Tensor) -> Tensor:
+    """Dot products of int8-quantised rows: exact int32 products ``q_u . q_i``, then ``* s_u * s_i``.
+
+    Args:
+        q_user: ``(B, D)`` int8; s_user: ``(B,)`` float32.
+        q_item: ``(I, D)`` int8; s_item: ``(I,)`` float32.
+    Returns:
+        ``(B, I)`` float32, equal to ``dequantize(q_user) @ dequantize(q_item).T`` up to float rounding.
+    """
+    for q, s, who in ((q_user, s_user, "user"), (q_item, s_item, "item")):
+        _check_matrix(q, f"{who} int8 codes", float_only=False)
+        if q.dtype != torch.int8:
+            raise ValueError(f"{who} int8 codes must have dtype int8; got {q.dtype}")
+        if s.shape != (q.shape[0],):
+            raise ValueError(f"{who} scales must have shape ({q.shape[0]},); got {tuple(s.shape)}")
+    if q_user.shape[1] != q_item.shape[1]:
+        raise ValueError(f"user codes have {q_user.shape[1]} dims but item codes {q_item.shape[1]}")
+    dots = torch.empty(q_user.shape[0], q_item.shape[0], dtype=torch.int32)
+    # |q_u . q_i| <= 127^2 D: below 2^24 every partial sum of the float32 product is an exact integer, so BLAS
+    # gives the exact integer dot product; beyond that, integer matmul.
+    exact_f32 = INT8_MAX * INT8_MAX * q_user.shape[1] < _EXACT_F32
+    work = torch.float32 if exact_f32 else torch.int32
+    u = q_user.to(work)
+    for start in range(0, q_item.shape[0], _ITEM_CHUNK):
+        chunk = q_item[start : start + _ITEM_CHUNK].to(work)
+        dots[:, start : start + len(chunk)] = (u @ chunk.T).to(torch.int32)
+    return dots.to(torch.float32) * s_user.to(torch.float32)[:, None] * s_item.to(torch.float32)[None, :]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One table (users or items) in a quantised form.
+
+    Attributes:
+        data: fp32/fp16 ``(N, D)``, int8 ``(N, D)`` or packed binary uint8 ``(N, ceil(D / 8))``.
+        scale: ``(N,)`` float32 for int8, else None.
+        dim: D, the embedding dimension the table codes.
+    """
+
+    data: Tensor
+    scale: Tensor | None
+    dim: int
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    def rows(self, idx: Tensor) -> Encoded:
+        """The sub-table of rows ``idx`` ``(B,)``."""
+        return Encoded(self.data[idx], None if self.scale is None else self.scale[idx], self.dim)
+
+    def tensors(self) -> list[Tensor]:
+        """The stored tensors (codes, then scales if any)."""
+        return [self.data] + ([] if self.scale is None else [self.scale])
+
+
+class Quantizer:
+    """A quantisation scheme chosen by name: ``"fp32"``, ``"fp16"``, ``"int8"`` or ``"binary"``.
+
+    ``compress`` turns float tables into the tensors to store (keys ``user_emb``, ``item_emb`` and, for int8,
+    ``user_scale``, ``item_scale``); ``split`` reads them back; ``scores`` ranks items for users.
+    """
+
+    def __init__(self, name: str) -> None:
+        if name not in QUANTIZATIONS:
+            raise ValueError(f"unknown quantisation {name!r}; expected one of {', '.join(QUANTIZATIONS)}")
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Quantizer({self.name!r})"
+
+    def encode(self, x: Tensor) -> Encoded:
+        """Quantise float rows ``(N, D)``."""
+        _check_matrix(x, f"{self.name} input")
+        dim = int(x.shape[1])
+        if self.name == "fp32":
+            return Encoded(x.detach().to(torch.float32).contiguous(), None, dim)
+        if self.name == "fp16":
+            return Encoded(to_fp16(x).contiguous(), None, dim)
+        if self.name == "int8":
+            q, scale = quantize_int8(x)
+            return Encoded(q, scale, dim)
+        return Encoded(binarize(x), None, dim)
+
+    def decode(self, enc: Encoded) -> Tensor:
+        """The float32 vectors ``(N, D)`` the scores are dot products of (``+1/-1`` signs for binary)."""
+        if self.name in ("fp32", "fp16"):
+            return enc.data.to(torch.float32)
+        if self.name == "int8":
+            if enc.scale is None:
+                raise ValueError("int8 table has no scales")
+            return dequantize_int8(enc.data, enc.scale)
+        return unpack_bits(enc.data, enc.dim).to(torch.float32) * 2 - 1
+
+    def scores(self, users: Encoded, items: Encoded) -> Tensor:
+        """``(B, I)`` float32 scores of ``B`` encoded users (or query rows) against ``I`` encoded items."""
+        if users.dim != items.dim:
+            raise ValueError(f"users have {users.dim} dims but items {items.dim}")
+        if self.name == "fp32":
+            return users.data @ items.data.T
+        if self.name == "fp16":  # upcast in chunks: CPUs have no fast half-precision product
+            u = users.data.to(torch.float32)
+            return torch.cat(
+                [
+                    u @ items.data[i : i + _ITEM_CHUNK].to(torch.float32).T
+                    for i in range(0, len(items), _ITEM_CHUNK)
+                ],
+                dim=1,
+            )
+        if self.name == "int8":
+            if users.scale is None or items.scale is None:
+                raise ValueError("int8 tables need scales")
+            return int8_scores(users.data, users.scale, items.data, items.scale)
+        return hamming_scores(users.data, items.data, dim=users.dim)
+
+    def compress(self, tables: Any) -> dict[str, Tensor]:
+        """Quantise ``tables`` (a :class:`~recsys_gnn.tables.Tables` or a mapping with ``user_emb`` (U, D) and
+        ``item_emb`` (I, D)) into the tensors to store."""
+        get = tables.get if isinstance(tables, Mapping) else lambda key: getattr(tables, key, None)
+        out: dict[str, Tensor] = {}
+        for who in ("user", "item"):
+            x = get(f"{who}_emb")
+            if x is None:
+                raise ValueError(f"tables have no {who}_emb")
+            enc = self.encode(torch.as_tensor(x))
+            out[f"{who}_emb"] = enc.data
+            if enc.scale is not None:
+                out[f"{who}_scale"] = enc.scale
+        if out["user_emb"].shape[1:] != out["item_emb"].shape[1:]:
+            raise ValueError(
+                f"user_emb and item_emb differ in width: {tuple(out['user_emb'].shape)} vs "
+                f"{tuple(out['item_emb'].shape)}"
+            )
+        return out
+
+    def split(self, stored: Mapping[str, Tensor], dim: int) -> tuple[Encoded, Encoded]:
+        """Read the output of :meth:`compress` back as ``(users, items)``; checks dtypes and shapes."""
+        expected = {"fp32": torch.float32, "fp16": torch.float16, "int8": torch.int8, "binary": torch.uint8}[
+            self.name
+        ]
+        width = math.ceil(dim / 8) if self.name == "binary" else dim
+        parts = []
+        for who in ("user", "item"):
+            key = f"{who}_emb"
+            if key not in stored:
+                raise ValueError(f"{self.name} tables lack {key!r}; found {sorted(stored)}")
+            data = stored[key]
+            if data.dtype != expected or data.dim() != 2 or data.shape[1] != width:
+                raise ValueError(
+                    f"{key} should be {expected} (N, {width}) for {self.name} at dim {dim}; "
+                    f"got {data.dtype} {tuple(data.shape)}"
+                )
+            scale = None
+            if self.name == "int8":
+                skey = f"{who}_scale"
+                if skey not in stored or stored[skey].shape != (data.shape[0],):
+                    got = tuple(stored[skey].shape) if skey in stored else "nothing"
+                    raise ValueError(f"int8 tables need {skey!r} of shape ({data.shape[0]},); got {got}")
+                scale = stored[skey].to(torch.float32)
+            parts.append(Encoded(data, scale, dim))
+        return parts[0], parts[1]

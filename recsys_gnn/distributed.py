@@ -1,0 +1,188 @@
+"""Multi-process and accelerator support: exact (unpadded) evaluation sharding and an early accelerator check.
+
+Full-ranking metrics are sums over users, so a distributed evaluation is exact when every user is scored by
+exactly one process and the sums are added up (``FullRankingMetric`` states reduce with ``sum``/``max``).
+PyTorch's ``DistributedSampler`` pads the last shard with repeated users, which would count them twice;
+:class:`UnpaddedDistributedSampler` does not. Training keeps the padded ``DistributedSampler``: DDP needs the
+same number of steps on every process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sized
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+from pytorch_lightning.strategies import DDPStrategy
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+
+from recsys_gnn.data.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+CUDA_ACCELERATORS = ("gpu", "cuda")
+DGL_CUDA_HINT = (
+    "The DGL wheel on PyPI (dgl==2.1.0) is CPU-only, so DGL graphs cannot be moved to a GPU. Either install a "
+    "CUDA build of DGL that matches torch 2.2.1 and your CUDA version from https://www.dgl.ai/pages/start.html "
+    "(e.g. `pip install dgl -f https://data.dgl.ai/wheels/torch-2.2/cu121/repo.html`), or train on CPU with "
+    "trainer=cpu (one process) or trainer=ddp_cpu (several processes)."
+)
+
+
+class AcceleratorError(ConfigError):
+    """The requested accelerator/strategy cannot run on this machine or with this installation."""
+
+
+def shard_indices(n: int, rank: int, world_size: int) -> np.ndarray:
+    """Indices of ``range(n)`` that process ``rank`` of ``world_size`` evaluates: strided, no padding.
+
+    Every index belongs to exactly one shard; shard sizes differ by at most one.
+    """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= rank < world_size; got rank={rank}, world_size={world_size}")
+    return np.arange(rank, n, world_size, dtype=np.int64)
+
+
+class UnpaddedDistributedSampler(DistributedSampler):
+    """Sequential evaluation sampler: each index goes to exactly one process, none is repeated.
+
+    It subclasses ``DistributedSampler`` so that Lightning keeps it as is instead of injecting its own padded
+    sampler. Every process must get at least one item: a process without batches would skip the evaluation
+    epoch and leave the others waiting in the metric reduction.
+
+    Args:
+        dataset: a sized dataset.
+        num_replicas: number of processes.
+        rank: this process's rank.
+    """
+
+    def __init__(self, dataset: Sized, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        n = len(dataset)
+        if n < num_replicas:
+            raise ValueError(
+                f"cannot shard {n} evaluation users over {num_replicas} processes without repeating some; "
+                f"use fewer devices (trainer.devices) or trainer=cpu"
+            )
+        self.indices = shard_indices(n, rank, num_replicas)
+        self.num_samples = len(self.indices)
+        self.total_size = n
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices.tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def sampler_kwargs(trainer: Any | None) -> dict[str, int] | None:
+    """``{"num_replicas", "rank"}`` when ``trainer`` runs several processes, else None."""
+    if trainer is None:
+        return None
+    kwargs = getattr(trainer, "distributed_sampler_kwargs", None)
+    if not kwargs or int(kwargs.get("num_replicas", 1)) <= 1:
+        return None
+    return {"num_replicas": int(kwargs["num_replicas"]), "rank": int(kwargs["rank"])}
+
+
+def ignore_sparse_buffers(module: nn.Module) -> list[str]:
+    """Leave ``module``'s sparse buffers out of DDP's state broadcast (no backend can broadcast sparse tensors).
+
+    Such buffers (e.g. the compressor's user-item averaging matrix) are built from the data on every process,
+    identically, so nothing is lost. Returns the names added.
+    """
+    sparse = [name for name, buf in module.named_buffers() if buf.layout != torch.strided]
+    if sparse:
+        ignored = set(getattr(module, "_ddp_params_and_buffers_to_ignore", ())) | set(sparse)
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, sorted(ignored))
+    return sparse
+
+
+class SparseSafeDDPStrategy(DDPStrategy):
+    """Lightning's ``DDPStrategy`` (any ``start_method``) that does not try to broadcast sparse buffers."""
+
+    def setup(self, trainer: pl.Trainer) -> None:
+        assert self.model is not None
+        ignore_sparse_buffers(self.model)
+        super().setup(trainer)
+
+
+def dgl_has_cuda() -> bool:
+    """Whether the installed DGL library was built with CUDA (registers a CUDA device API)."""
+    from dgl._ffi.function import list_global_func_names
+
+    return bool({"device_api.cuda", "device_api.gpu"} & set(list_global_func_names()))
+
+
+def _wants_cuda(accelerator: str) -> bool:
+    if accelerator in CUDA_ACCELERATORS:
+        return True
+    return accelerator == "auto" and torch.cuda.is_available()
+
+
+def _launches_script_copies(trainer_cfg: Any) -> bool:
+    """Whether Lightning would start copies of the command line (strategy ``ddp`` on several local devices)."""
+    strategy = trainer_cfg.get("strategy", "auto")
+    if not isinstance(strategy, str) or strategy != "ddp":
+        return False
+    if "LOCAL_RANK" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        return False  # processes were started by torchrun / srun
+    devices = trainer_cfg.get("devices", "auto")
+    if isinstance(devices, int | str) and str(devices) in ("1", "[0]"):
+        return False
+    if str(devices) == "auto" and not _wants_cuda(str(trainer_cfg.get("accelerator", "auto"))):
+        return False  # auto devices on CPU is one process
+    return True
+
+
+def _is_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def check_accelerator(cfg: DictConfig) -> None:
+    """Fail early, with a fix, when ``cfg.trainer`` asks for hardware or a launch mode that cannot work here.
+
+    * a CUDA accelerator (``gpu``/``cuda``, or ``auto`` on a machine with a GPU) without CUDA in torch, or with
+      the CPU-only DGL build (graphs cannot go to the GPU);
+    * ``strategy=ddp`` on several local devices inside a Hydra multirun (Lightning would re-run the whole sweep
+      in each child process).
+
+    Raises:
+        AcceleratorError: with what is wrong and how to fix it.
+    """
+    trainer_cfg = cfg.get("trainer") or {}
+    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
+    if accelerator in CUDA_ACCELERATORS and not torch.cuda.is_available():
+        raise AcceleratorError(
+            f"trainer.accelerator={accelerator} but CUDA is not available (torch {torch.__version__}, built for "
+            f"CUDA {torch.version.cuda}; no usable GPU or driver found). Use trainer=cpu or trainer=ddp_cpu, or "
+            "run on a machine with an NVIDIA GPU and driver."
+        )
+    if _wants_cuda(accelerator):
+        if not dgl_has_cuda():
+            where = (
+                "trainer.accelerator=auto picks the GPU here" if accelerator == "auto" else "a GPU was asked"
+            )
+            raise AcceleratorError(f"{where}, but the installed DGL has no CUDA support. {DGL_CUDA_HINT}")
+        import dgl
+
+        try:
+            dgl.graph(([0], [1])).to("cuda")
+        except Exception as err:  # a CUDA DGL that does not match the driver / torch build
+            raise AcceleratorError(f"DGL cannot move a graph to CUDA ({err}). {DGL_CUDA_HINT}") from err
+    if _launches_script_copies(trainer_cfg) and _is_multirun():
+        raise AcceleratorError(
+            "strategy=ddp on several local devices does not work inside a Hydra multirun (-m): Lightning "
+            "re-launches the command line, sweep included, in every process. Use hydra/launcher=slurm (one SLURM "
+            "task per device), or trainer.strategy=ddp_spawn for local sweeps."
+        )

@@ -1,0 +1,105 @@
+"""LightGCN on free user/item id embeddings over the user-item graph: the standard graph CF baseline."""
+
+from __future__ import annotations
+
+import logging
+
+import dgl
+import torch
+from torch import Tensor, nn
+
+from recsys_gnn.graph.user_item import UserItemGraph
+from recsys_gnn.models.base import Batch, Recommender
+from recsys_gnn.models.baselines.mf import check_embedding_hparams
+from recsys_gnn.models.context import ModelContext
+from recsys_gnn.models.gnn.base import check_positive_int
+from recsys_gnn.models.gnn.lightgcn import LightGCN
+from recsys_gnn.models.losses import l2_reg
+
+log = logging.getLogger(__name__)
+
+
+class LightGCNId(Recommender):
+    """LightGCN: id embeddings ``E^(0)`` smoothed over the normalised user-item graph, layers averaged.
+
+    Paper: He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for Recommendation",
+    SIGIR 2020.
+
+    ``E^(k+1) = D^-1/2 A D^-1/2 E^(k)`` on the bipartite graph of training interactions (no self loops, each
+    user-item pair one edge of weight 1), output ``mean(E^(0), ..., E^(K))``, score = dot product, BPR loss
+    plus ``weight_decay_emb`` times the L2 norm of the batch's layer-0 embeddings.
+
+    Differences from the paper: the L2 term is averaged over the batch (as in the authors' code, ``l2_reg``)
+    and Adam runs on the pipeline's sampled triples; the graph is always built here from the training pairs
+    with :class:`~recsys_gnn.graph.user_item.UserItemGraph` (whatever the run's ``graph`` group says), with
+    optional implicit edge weights (``use_weights``, off in the paper). Items without training users only keep
+    ``E^(0) / (K + 1)``: like the paper's model it cannot score new items.
+
+    Args:
+        context: run-time data (``train``, ``n_users``, ``n_items``, ``train_weight``).
+        dim: embedding size D.
+        num_layers: propagation steps K, >= 1.
+        weight_decay_emb: weight of the L2 term on the batch's layer-0 embeddings, 0 disables.
+        init_std: standard deviation of the normal initialisation of ``E^(0)``.
+        use_weights: weight edges by the dataset's implicit weights before normalising.
+    """
+
+    needs_text = False
+
+    def __init__(
+        self,
+        context: ModelContext,
+        dim: int = 64,
+        num_layers: int = 3,
+        weight_decay_emb: float = 1e-4,
+        init_std: float = 0.1,
+        use_weights: bool = False,
+    ) -> None:
+        super().__init__()
+        check_embedding_hparams(dim, weight_decay_emb, init_std)
+        num_layers = check_positive_int("num_layers", num_layers)
+        data = context.data
+        self.n_users, self.n_items, self.dim = data.n_users, data.n_items, int(dim)
+        self.weight_decay_emb = float(weight_decay_emb)
+        self.init_std = float(init_std)
+        builder = UserItemGraph(self_loops=False, use_weights=use_weights)
+        self.graph: dgl.DGLGraph = builder.build(
+            data.train, data.n_users, data.n_items, weight=data.train_weight if use_weights else None
+        )
+        log.info(
+            "LightGCNId graph: %d nodes, %d directed edges", self.graph.num_nodes(), self.graph.num_edges()
+        )
+        self.user_emb = nn.Embedding(self.n_users, self.dim)
+        self.item_emb = nn.Embedding(self.n_items, self.dim)
+        self.propagate = LightGCN(dim=self.dim, num_layers=num_layers)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.user_emb.weight, std=self.init_std)
+        nn.init.normal_(self.item_emb.weight, std=self.init_std)
+
+    def _apply(self, fn, recurse=True):  # keep the DGL graph on the module's device
+        out = super()._apply(fn, recurse)
+        probe = fn(torch.zeros(1))
+        if self.graph.device != probe.device:
+            self.graph = self.graph.to(probe.device)
+        return out
+
+    def embed(self) -> tuple[Tensor, Tensor]:
+        """``(U, D)`` and ``(I, D)`` layer-averaged embeddings."""
+        ego = torch.cat([self.user_emb.weight, self.item_emb.weight], 0)  # (U + I, D)
+        out = self.propagate(self.graph, ego)  # (U + I, D)
+        return out[: self.n_users], out[self.n_users :]
+
+    def regularization(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> Tensor:
+        """``weight_decay_emb * l2_reg`` of the batch's layer-0 user, positive and negative embeddings."""
+        if self.weight_decay_emb <= 0:
+            return user_emb.new_zeros(())
+        return self.weight_decay_emb * l2_reg(
+            self.user_emb(batch["user"]),
+            self.item_emb(batch["pos"]),
+            self.item_emb(batch["neg"]).flatten(0, 1),
+        )
+
+    def extra_repr(self) -> str:
+        return f"users={self.n_users}, items={self.n_items}, dim={self.dim}"

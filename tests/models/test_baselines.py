@@ -1,0 +1,354 @@
+"""Baseline recommenders: shapes, hand computations, training signal and one pipeline run each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from recsys_gnn.data.interactions import InteractionData
+from recsys_gnn.graph.user_item import UserItemGraph
+from recsys_gnn.models.baselines import LightGCNId, LMContent, LMFinetune, MatrixFactorization, Popularity
+from recsys_gnn.models.baselines.lm_finetune import transformer_layers
+from recsys_gnn.models.context import ModelContext
+from recsys_gnn.models.encoder import PACKAGED_MODEL, TextEncoder
+
+WORDS = ["space", "love", "war", "robot", "ghost", "music", "crime", "ocean", "dragon", "school"]
+
+
+def make_data(n_users: int = 20, n_items: int = 30, seed: int = 0, cold_item: bool = True) -> InteractionData:
+    """A small random dataset: 3-8 training items per user (fewer if the catalogue is tiny), one val and one
+    test item each.
+
+    With ``cold_item`` the last item has no training interaction (it may still be a val/test target).
+    """
+    rng = np.random.default_rng(seed)
+    n_train_items = n_items - 1 if cold_item else n_items
+    train, val, test = [], [], []
+    for u in range(n_users):
+        items = rng.choice(n_train_items, size=min(int(rng.integers(3, 9)) + 2, n_train_items), replace=False)
+        train += [(u, int(i)) for i in items[:-2]]
+        val.append((u, int(items[-2])))
+        test.append((u, int(items[-1]) if u % 5 else n_items - 1))
+    texts = [
+        f"{WORDS[i % 10].title()} story {i}. Genres: {WORDS[(3 * i) % 10]}, {WORDS[(7 * i) % 10]}"
+        for i in range(n_items)
+    ]
+    train_arr = np.asarray(train, dtype=np.int64)
+    return InteractionData(
+        n_users=n_users,
+        n_items=n_items,
+        user_ids=np.asarray([str(u) for u in range(n_users)]),
+        item_ids=np.asarray([str(i) for i in range(n_items)]),
+        item_texts=texts,
+        item_titles=texts,
+        train=train_arr,
+        val=np.asarray(val, dtype=np.int64),
+        test=np.asarray(test, dtype=np.int64),
+        train_weight=np.ones(len(train_arr), dtype=np.float32),
+        protocol={"dataset": "hand-made"},
+    )
+
+
+def make_context(data: InteractionData, cache_dir: Path) -> ModelContext:
+    encoder = TextEncoder(model_name=PACKAGED_MODEL, max_length=32, cache_dir=cache_dir)
+    return ModelContext(data, encoder=encoder, graph_builder=UserItemGraph())
+
+
+@pytest.fixture(scope="module")
+def context(tmp_path_factory: pytest.TempPathFactory) -> ModelContext:
+    return make_context(make_data(), tmp_path_factory.mktemp("enc"))
+
+
+def full_batch(data: InteractionData, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Every training pair with one fixed negative the user has not seen."""
+    rng = np.random.default_rng(seed)
+    seen = {(int(u), int(i)) for u, i in data.train}
+    neg = []
+    for u, _ in data.train:
+        j = int(rng.integers(data.n_items))
+        while (int(u), j) in seen:
+            j = int(rng.integers(data.n_items))
+        neg.append([j])
+    return {
+        "user": torch.as_tensor(data.train[:, 0]),
+        "pos": torch.as_tensor(data.train[:, 1]),
+        "neg": torch.as_tensor(neg),
+    }
+
+
+# -- shapes --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "dim"),
+    [
+        (Popularity, {}, 1),
+        (MatrixFactorization, {"dim": 8}, 8),
+        (LightGCNId, {"dim": 8, "num_layers": 2}, 8),
+        (LMContent, {}, 384),
+    ],
+)
+def test_embed_and_score_shapes(context: ModelContext, cls, kwargs: dict, dim: int) -> None:
+    model = cls(context, **kwargs)
+    users, items = model.embed()
+    assert users.shape == (20, dim) and items.shape == (30, dim)
+    scores = model.score(torch.tensor([0, 3, 19]), (users, items))
+    assert scores.shape == (3, 30) and torch.isfinite(scores).all()
+    assert model.needs_text == (cls is LMContent)
+    assert model.trainable == (cls in (MatrixFactorization, LightGCNId))
+
+
+# -- popularity ----------------------------------------------------------------------------------------------
+
+
+def test_popularity_equals_distinct_user_counts() -> None:
+    data = make_data()
+    data.train = np.concatenate([data.train, data.train[:5]])  # repeated pairs count once
+    data.train_weight = np.ones(len(data.train), dtype=np.float32)
+    model = Popularity(ModelContext(data))
+    counts = np.zeros(data.n_items)
+    for _, i in {(int(u), int(i)) for u, i in data.train}:
+        counts[i] += 1
+    scores = model.score(torch.arange(data.n_users), model.embed())  # (U, I)
+    np.testing.assert_array_equal(scores.numpy(), np.broadcast_to(counts, scores.shape))
+    order = torch.argsort(scores[0], descending=True, stable=True).numpy()
+    assert list(counts[order]) == sorted(counts, reverse=True)
+    assert counts[-1] == 0  # the cold item is last
+    assert list(model.parameters()) == []
+
+
+# -- LM content ----------------------------------------------------------------------------------------------
+
+
+def test_lm_content_is_cosine_to_mean_of_training_items(context: ModelContext) -> None:
+    data = context.data
+    model = LMContent(context)
+    emb = np.asarray(context.item_text_emb, dtype=np.float64)
+    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    users = np.arange(data.n_users)
+    expected = np.zeros((data.n_users, data.n_items))
+    for u in users:
+        mean = emb[data.train[data.train[:, 0] == u, 1]].mean(0)
+        expected[u] = emb @ (mean / np.linalg.norm(mean))
+    scores = model.score(torch.as_tensor(users), model.embed()).double().numpy()
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+    assert scores.max() <= 1 + 1e-5
+
+
+def test_lm_content_fold_in_stays_cosine(context: ModelContext) -> None:
+    model = LMContent(context)
+    history = torch.tensor([[2, 0], [2, 5], [7, 1]])
+    users, items = model.fold_in(model.embed(), history, context.data.n_users)
+    expected = torch.nn.functional.normalize(items[[0, 5]].mean(0), dim=0)
+    torch.testing.assert_close(users[2], expected)
+    torch.testing.assert_close(users[7], items[1])
+    torch.testing.assert_close(users[3], model.embed()[0][3])  # users without history are unchanged
+
+
+# -- trainable id models -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs"), [(MatrixFactorization, {"dim": 16}), (LightGCNId, {"dim": 16, "num_layers": 2})]
+)
+def test_id_models_loss_decreases(context: ModelContext, cls, kwargs: dict) -> None:
+    torch.manual_seed(0)
+    model = cls(context, **kwargs)
+    batch = full_batch(context.data)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    losses = []
+    for _ in range(15):
+        loss, _ = model.loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.8 * losses[0]
+    assert model.loss(batch, kind="bce")[0].isfinite()
+    with pytest.raises(ValueError, match="bpr"):
+        model.loss(batch, kind="hinge")
+
+
+def test_mf_regularization_on_batch_embeddings(context: ModelContext) -> None:
+    model = MatrixFactorization(context, dim=4, weight_decay_emb=0.5)
+    batch = {"user": torch.tensor([0, 1]), "pos": torch.tensor([2, 3]), "neg": torch.tensor([[4], [5]])}
+    u, i = model.embed()
+    expected = 0.5 * (u[[0, 1]].pow(2).sum() + i[[2, 3, 4, 5]].pow(2).sum()) / (2 * 2)
+    torch.testing.assert_close(model.regularization(batch, u, i), expected)
+    assert float(MatrixFactorization(context, dim=4, weight_decay_emb=0).regularization(batch, u, i)) == 0
+
+
+def test_lightgcn_id_matches_dense_propagation() -> None:
+    # 3 users, 4 items; item 3 has no training user; the repeated pair (0, 0) is one edge
+    data = make_data(n_users=3, n_items=4)
+    data.train = np.array([[0, 0], [0, 0], [0, 1], [1, 1], [1, 2], [2, 0], [2, 2]], dtype=np.int64)
+    data.train_weight = np.ones(len(data.train), dtype=np.float32)
+    torch.manual_seed(1)
+    model = LightGCNId(ModelContext(data), dim=5, num_layers=3, weight_decay_emb=0.1)
+    n_u, n_i = 3, 4
+    adj = np.zeros((n_u + n_i, n_u + n_i))
+    for u, i in data.train:
+        adj[u, n_u + i] = adj[n_u + i, u] = 1.0
+    deg = adj.sum(1)
+    inv_sqrt = np.where(deg > 0, 1 / np.sqrt(np.maximum(deg, 1)), 0.0)
+    norm = inv_sqrt[:, None] * adj * inv_sqrt[None, :]
+    ego = torch.cat([model.user_emb.weight, model.item_emb.weight]).detach().double().numpy()
+    layers, h = [ego], ego
+    for _ in range(3):
+        h = norm @ h
+        layers.append(h)
+    expected = np.mean(layers, axis=0)
+    users, items = model.embed()
+    np.testing.assert_allclose(users.detach().numpy(), expected[:n_u], atol=1e-6)
+    np.testing.assert_allclose(items.detach().numpy(), expected[n_u:], atol=1e-6)
+    np.testing.assert_allclose(items[3].detach().numpy(), ego[n_u + 3] / 4, atol=1e-6)
+    # L2 term on layer-0 (not propagated) embeddings of the batch
+    batch = {"user": torch.tensor([0, 2]), "pos": torch.tensor([1, 2]), "neg": torch.tensor([[3], [1]])}
+    reg = model.regularization(batch, users, items)
+    e_u, e_i = model.user_emb.weight, model.item_emb.weight
+    expected_reg = 0.1 * (e_u[[0, 2]].pow(2).sum() + e_i[[1, 2, 3, 1]].pow(2).sum()) / (2 * 2)
+    torch.testing.assert_close(reg, expected_reg)
+
+
+def test_lightgcn_id_ignores_the_context_graph(context: ModelContext) -> None:
+    """Even when the run's graph is item-only, LightGCNId builds its own user-item graph."""
+    ctx = ModelContext(context.data, graph_builder=object())
+    model = LightGCNId(ctx, dim=4, num_layers=1)
+    assert model.graph.num_nodes() == 50
+    assert model.graph.num_edges() == 2 * len(np.unique(context.data.train, axis=0))
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "match"),
+    [
+        (MatrixFactorization, {"dim": 0}, "dim"),
+        (MatrixFactorization, {"weight_decay_emb": -1.0}, "weight_decay_emb"),
+        (MatrixFactorization, {"init_std": 0.0}, "init_std"),
+        (LightGCNId, {"num_layers": 0}, "num_layers"),
+        (LightGCNId, {"dim": 2.5}, "dim"),
+    ],
+)
+def test_bad_hparams(context: ModelContext, cls, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        cls(context, **kwargs)
+
+
+# -- LM fine-tuning ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_lm_context(tmp_path_factory: pytest.TempPathFactory) -> ModelContext:
+    data = make_data(n_users=4, n_items=5, cold_item=False)
+    data.train = np.array([[0, 0], [0, 1], [1, 1], [1, 2], [2, 3], [2, 0], [3, 4]], dtype=np.int64)
+    data.train_weight = np.ones(len(data.train), dtype=np.float32)
+    return make_context(data, tmp_path_factory.mktemp("enc_tiny"))
+
+
+@pytest.fixture(scope="module")
+def finetune(tiny_lm_context: ModelContext) -> LMFinetune:
+    torch.manual_seed(0)
+    return LMFinetune(tiny_lm_context, max_length=16, unfreeze_layers=1)
+
+
+def test_lm_finetune_only_last_layer_gets_gradients(finetune: LMFinetune) -> None:
+    layers = transformer_layers(finetune.lm)
+    trainable = {n for n, p in finetune.named_parameters() if p.requires_grad}
+    last = {f"lm.encoder.layer.{len(layers) - 1}.{n}" for n, _ in layers[-1].named_parameters()}
+    assert trainable == last | {"user_emb.weight"}
+    batch = {
+        "user": torch.tensor([0, 1, 2, 3, 0]),
+        "pos": torch.tensor([0, 2, 3, 4, 1]),
+        "neg": torch.zeros(5, 1),
+    }
+    finetune.train()
+    finetune.zero_grad()
+    loss, extra = finetune.loss(batch)
+    assert loss.isfinite() and 0 <= float(extra["in_batch_acc"]) <= 1
+    loss.backward()
+    for name, p in finetune.named_parameters():
+        if name in trainable:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+        else:
+            assert p.grad is None, name
+    assert not finetune.lm.embeddings.training and not layers[0].training and layers[-1].training
+    # from random users (the start is already near-optimal on 5 items), a few steps reduce the loss
+    with torch.no_grad():
+        finetune.user_emb.weight.normal_()
+    opt = torch.optim.Adam([p for p in finetune.parameters() if p.requires_grad], lr=1e-3)
+    losses = []
+    for _ in range(5):
+        finetune.eval()  # no dropout: a deterministic loss to compare
+        loss, _ = finetune.loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < losses[0], losses
+    finetune.zero_grad()
+
+
+def test_lm_finetune_masks_other_training_positives(finetune: LMFinetune) -> None:
+    users, items = torch.tensor([0, 0, 2]), torch.tensor([0, 1, 3])
+    known = finetune._is_known(users, items)
+    assert known.tolist() == [[True, True, False], [True, True, False], [True, False, True]]
+
+
+def test_lm_finetune_embed_tables_and_user_init(finetune: LMFinetune, tiny_lm_context: ModelContext) -> None:
+    finetune.train()
+    users, items = finetune.embed()
+    assert users.shape == (4, 384) and items.shape == (5, 384)
+    assert not users.requires_grad and not items.requires_grad
+    assert finetune.training and transformer_layers(finetune.lm)[-1].training  # mode restored
+    torch.testing.assert_close(items.norm(dim=1), torch.ones(5))
+    # the teacher: mean-pooled normalised output of the untouched packaged encoder at the same max_length
+    teacher = TextEncoder(max_length=16, cache_dir=None).encode(tiny_lm_context.data.item_texts)
+    fresh = LMFinetune(tiny_lm_context, max_length=16, cache_frozen=False)
+    fresh_users, fresh_items = fresh.embed()
+    np.testing.assert_allclose(fresh_items.numpy(), teacher, atol=1e-4)
+    expected_user0 = torch.nn.functional.normalize(fresh_items[[0, 1]].mean(0), dim=0)
+    torch.testing.assert_close(fresh_users[0], expected_user0, atol=1e-5, rtol=0)
+
+
+def test_lm_finetune_cached_frozen_layers_match_full_encoder(tiny_lm_context: ModelContext) -> None:
+    cached = LMFinetune(tiny_lm_context, max_length=16, unfreeze_layers=2, cache_frozen=True)
+    full = LMFinetune(tiny_lm_context, max_length=16, unfreeze_layers=2, cache_frozen=False)
+    assert cached.frozen_hidden is not None and full.frozen_hidden is None
+    torch.testing.assert_close(cached.encode_all(), full.encode_all(), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"unfreeze_layers": 0}, "unfreeze_layers"),
+        ({"unfreeze_layers": 7}, "unfreeze_layers"),
+        ({"temperature": 0.0}, "temperature"),
+        ({"max_length": 1}, "max_length"),
+    ],
+)
+def test_lm_finetune_bad_hparams(tiny_lm_context: ModelContext, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        LMFinetune(tiny_lm_context, **kwargs)
+
+
+def test_lm_finetune_needs_a_model_name(tiny_lm_context: ModelContext) -> None:
+    with pytest.raises(ValueError, match="encoder"):
+        LMFinetune(ModelContext(tiny_lm_context.data))
+
+
+# -- end to end through the pipeline -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["pop", "mf", "lightgcn_id", "lm_content", "lm_finetune"])
+def test_pipeline_fast_dev_run(tiny_env: Path, make_cfg, model: str) -> None:
+    from recsys_gnn.pipeline import train
+
+    cfg = make_cfg([f"model={model}", "compress.dim=16"])
+    train(cfg)
+    metrics = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    for key in ("val/ndcg@10", "test/ndcg@10"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert ("fit/seconds" in metrics) == (model not in ("pop", "lm_content"))
