@@ -1,27 +1,35 @@
-"""Multi-process and accelerator support: exact (unpadded) evaluation sharding and an early accelerator check.
+"""Multi-process and accelerator support: exact distributed evaluation, a DDP strategy, an accelerator check.
 
 Full-ranking metrics are sums over users, so a distributed evaluation is exact when every user is scored by
 exactly one process and the sums are added up (``FullRankingMetric`` states reduce with ``sum``/``max``).
 PyTorch's ``DistributedSampler`` pads the last shard with repeated users, which would count them twice;
 :class:`UnpaddedDistributedSampler` does not. Training keeps the padded ``DistributedSampler``: DDP needs the
 same number of steps on every process.
+
+:class:`SafeDDPStrategy` (``conf/trainer/ddp*.yaml``) is Lightning's DDP with the fixes this framework's modules
+need, and :func:`check_accelerator` turns a GPU request that cannot work (no CUDA, CPU-only DGL) into a clear
+error before any data is loaded.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 from collections.abc import Iterator, Sized
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
+from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.strategies import DDPStrategy
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
+from torchmetrics import Metric
 
 from recsys_gnn.data.errors import ConfigError
 
@@ -31,7 +39,8 @@ CUDA_ACCELERATORS = ("gpu", "cuda")
 DGL_CUDA_HINT = (
     "The DGL wheel on PyPI (dgl==2.1.0) is CPU-only, so DGL graphs cannot be moved to a GPU. Either install a "
     "CUDA build of DGL that matches torch 2.2.1 and your CUDA version from https://www.dgl.ai/pages/start.html "
-    "(e.g. `pip install dgl -f https://data.dgl.ai/wheels/torch-2.2/cu121/repo.html`), or train on CPU with "
+    "(e.g. `pip install dgl==2.1.0+cu121 -f https://data.dgl.ai/wheels/torch-2.2/cu121/repo.html`; cu118 for "
+    "CUDA 11.8), or train on CPU with "
     "trainer=cpu (one process) or trainer=ddp_cpu (several processes)."
 )
 
@@ -82,9 +91,18 @@ class UnpaddedDistributedSampler(DistributedSampler):
         return self.num_samples
 
 
+def in_process_group() -> bool:
+    """Whether this process belongs to an initialised ``torch.distributed`` process group."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def sampler_kwargs(trainer: Any | None) -> dict[str, int] | None:
-    """``{"num_replicas", "rank"}`` when ``trainer`` runs several processes, else None."""
-    if trainer is None:
+    """``{"num_replicas", "rank"}`` inside a process of a multi-process ``trainer``, else None.
+
+    Outside the worker processes (e.g. in the main process after a ``spawn`` run, where the process group is
+    not initialised) loaders must cover every user, so this is None there too.
+    """
+    if trainer is None or not in_process_group():
         return None
     kwargs = getattr(trainer, "distributed_sampler_kwargs", None)
     if not kwargs or int(kwargs.get("num_replicas", 1)) <= 1:
@@ -105,12 +123,66 @@ def ignore_sparse_buffers(module: nn.Module) -> list[str]:
     return sparse
 
 
-class SparseSafeDDPStrategy(DDPStrategy):
-    """Lightning's ``DDPStrategy`` (any ``start_method``) that does not try to broadcast sparse buffers."""
+def unshare_metric_states(module: nn.Module) -> int:
+    """Give every torchmetrics state in ``module`` its own memory; returns how many states were copied.
+
+    ``torch.multiprocessing`` spawn moves every tensor it pickles into shared memory. Lightning copies the
+    parameters and buffers back out on CPU, but metric states are neither, so in-place updates (``n += b``) of
+    one worker would show up in all of them and be counted twice by the reduction.
+    """
+    copied = 0
+    for metric in module.modules():
+        if not isinstance(metric, Metric):
+            continue
+        for name, value in metric.metric_state.items():
+            if isinstance(value, torch.Tensor):
+                setattr(metric, name, value.clone())
+                copied += 1
+            elif isinstance(value, list):
+                setattr(metric, name, [v.clone() if isinstance(v, torch.Tensor) else v for v in value])
+                copied += 1
+    return copied
+
+
+def restore_csv_headers(trainer: pl.Trainer) -> list[str]:
+    """Let ``CSVLogger`` append to a ``metrics.csv`` that an earlier spawned worker wrote.
+
+    Each ``trainer.fit/validate/test`` under ``start_method=spawn`` runs in fresh workers holding the logger as
+    the main process left it, without the columns the previous workers wrote; Lightning would then rewrite
+    the file with a header that lacks them and fail. The file's header is read back into the logger.
+    Returns the columns restored.
+    """
+    restored: list[str] = []
+    for logger in trainer.loggers:
+        if not isinstance(logger, CSVLogger) or logger._experiment is None:
+            continue  # a new experiment starts its own file
+        writer = logger._experiment
+        path = Path(writer.metrics_file_path)
+        if not path.is_file():
+            continue
+        with path.open(newline="") as f:
+            header = next(csv.reader(f), [])
+        missing = [key for key in header if key not in writer.metrics_keys]
+        writer.metrics_keys = sorted([*writer.metrics_keys, *missing])
+        restored += missing
+    return restored
+
+
+class SafeDDPStrategy(DDPStrategy):
+    """Lightning's ``DDPStrategy`` (any ``start_method``) made safe for this framework's modules and loggers.
+
+    In every process it leaves sparse buffers out of the state broadcast (:func:`ignore_sparse_buffers`), and
+    under ``spawn`` it gives each worker private metric states (:func:`unshare_metric_states`) and lets the
+    CSV logger continue the file of an earlier ``fit``/``validate`` (:func:`restore_csv_headers`).
+    """
 
     def setup(self, trainer: pl.Trainer) -> None:
         assert self.model is not None
         ignore_sparse_buffers(self.model)
+        if self._start_method != "popen":
+            unshare_metric_states(self.model)
+            if self.global_rank == 0:
+                restore_csv_headers(trainer)
         super().setup(trainer)
 
 
@@ -128,17 +200,22 @@ def _wants_cuda(accelerator: str) -> bool:
 
 
 def _launches_script_copies(trainer_cfg: Any) -> bool:
-    """Whether Lightning would start copies of the command line (strategy ``ddp`` on several local devices)."""
+    """Whether Lightning would start copies of the command line (DDP with ``start_method=popen``, >1 device)."""
     strategy = trainer_cfg.get("strategy", "auto")
-    if not isinstance(strategy, str) or strategy != "ddp":
+    if isinstance(strategy, str):
+        popen = strategy == "ddp"
+    else:
+        target = str(strategy.get("_target_", ""))
+        popen = target.endswith("DDPStrategy") and strategy.get("start_method", "popen") == "popen"
+    if not popen:
         return False
     if "LOCAL_RANK" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) > 1:
         return False  # processes were started by torchrun / srun
-    devices = trainer_cfg.get("devices", "auto")
-    if isinstance(devices, int | str) and str(devices) in ("1", "[0]"):
+    devices = str(trainer_cfg.get("devices", "auto"))
+    if devices in ("1", "[0]"):
         return False
-    if str(devices) == "auto" and not _wants_cuda(str(trainer_cfg.get("accelerator", "auto"))):
-        return False  # auto devices on CPU is one process
+    if devices == "auto" and not _wants_cuda(str(trainer_cfg.get("accelerator", "auto")).lower()):
+        return False  # "auto" devices on CPU is one process
     return True
 
 
@@ -184,5 +261,6 @@ def check_accelerator(cfg: DictConfig) -> None:
         raise AcceleratorError(
             "strategy=ddp on several local devices does not work inside a Hydra multirun (-m): Lightning "
             "re-launches the command line, sweep included, in every process. Use hydra/launcher=slurm (one SLURM "
-            "task per device), or trainer.strategy=ddp_spawn for local sweeps."
+            "task per device), or start the processes with spawn for local sweeps (trainer=ddp "
+            "trainer.strategy.start_method=spawn)."
         )

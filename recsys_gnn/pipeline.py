@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from recsys_gnn.compress.evaluate import evaluate_quantized
+from recsys_gnn.compress.run_report import report_scalars, run_compression_report
 from recsys_gnn.data.datamodule import RecDataModule
 from recsys_gnn.data.errors import ConfigError
 from recsys_gnn.data.interactions import InteractionData
@@ -64,13 +65,17 @@ def load_data(cfg: DictConfig) -> InteractionData:
     return data
 
 
-def build_model(cfg: DictConfig, data: InteractionData) -> Any:
-    """Instantiate ``cfg.model`` with a :class:`ModelContext` (encoder, graph and GNN built lazily)."""
+def build_context(cfg: DictConfig, data: InteractionData) -> ModelContext:
+    """The run-time inputs of a model: encoder, graph builder and GNN factory (all built lazily)."""
     encoder = hydra.utils.instantiate(cfg.encoder) if cfg.get("encoder") else None
     graph_builder = hydra.utils.instantiate(cfg.graph) if cfg.get("graph") else None
     gnn = hydra.utils.instantiate(cfg.gnn) if cfg.get("gnn") else None
-    context = ModelContext(data, encoder=encoder, graph_builder=graph_builder, gnn=gnn)
-    return hydra.utils.instantiate(cfg.model)(context=context)
+    return ModelContext(data, encoder=encoder, graph_builder=graph_builder, gnn=gnn)
+
+
+def build_model(cfg: DictConfig, data: InteractionData, context: ModelContext | None = None) -> Any:
+    """Instantiate ``cfg.model`` with a :class:`ModelContext` (``build_context`` unless given)."""
+    return hydra.utils.instantiate(cfg.model)(context=context or build_context(cfg, data))
 
 
 def _instantiate_dict(cfg: DictConfig | None) -> list[Any]:
@@ -135,7 +140,8 @@ def train(cfg: DictConfig) -> float | None:
     data = load_data(cfg)
     save_run_info(cfg, out, data)
 
-    model = build_model(cfg, data)
+    context = build_context(cfg, data)
+    model = build_model(cfg, data, context)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     info_path = out / "run_info.json"
     info_path.write_text(json.dumps({**json.loads(info_path.read_text()), "trainable_params": n_train}, indent=2))
@@ -177,6 +183,23 @@ def train(cfg: DictConfig) -> float | None:
         hist = torch.as_tensor(data.test_history) if data.test_history is not None else torch.zeros((0, 2), dtype=torch.long)
         u_test, i_test = module.model.fold_in((user_emb, item_emb), hist.long(), data.n_users)
         metrics.update(evaluate_quantized(u_test, i_test, data, schemes=schemes, ks=list(cfg.module.ks)))
+    if cfg.compress.get("report", True) and cfg.get("test", True) and not fast:
+        hist = torch.as_tensor(data.test_history) if data.test_history is not None else torch.zeros((0, 2))
+        u_test, i_test = module.model.fold_in((user_emb, item_emb), hist.long(), data.n_users)
+        report = run_compression_report(
+            out,
+            cfg.model._target_.rsplit(".", 1)[-1],
+            u_test,
+            i_test,
+            data,
+            metrics,
+            train_params=n_train,
+            schemes=schemes,
+            context=context,
+            ks=list(cfg.module.ks),
+        )
+        for lg in loggers:
+            lg.log_metrics(report_scalars(report))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     table = format_metrics_table(metrics, protocol=data.protocol, ks=list(cfg.module.ks))
     (out / "metrics.md").write_text(table)

@@ -516,3 +516,32 @@ class OfficialSplit(Splitter):
                 "official split has no val; carved %d train rows into val", stats["val_carved_from_train"]
             )
         return SplitResult(codes, stats=stats)
+
+
+class AutoSplit(Splitter):
+    """The dataset's official split when it has one (UniSRec, NeMig, MIND, ml-100k folds), else random.
+
+    The protocol records the split actually used (``name`` becomes ``auto:official`` or ``auto:random``).
+
+    Args:
+        ratios: :class:`RandomSplit` ratios for datasets without an official split.
+        seed: seed of the random split (and of carving val from an official train part).
+        val_from_train: :class:`OfficialSplit` fraction carved from train when the official split has no val.
+    """
+
+    name = "auto"
+
+    def __init__(
+        self, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 2024, val_from_train: float = 0.1
+    ) -> None:
+        self.random = RandomSplit(ratios=ratios, seed=seed)
+        self.official = OfficialSplit(val_from_train=val_from_train, seed=seed)
+
+    def params(self) -> dict[str, Any]:
+        return {**self.random.params(), "val_from_train": self.official.val_from_train}
+
+    def _split(self, frame: pd.DataFrame, n_users: int, n_items: int) -> SplitResult:
+        chosen = self.official if "split" in frame.columns else self.random
+        self.name = f"auto:{chosen.name}"
+        log.info("split=auto uses the %s split", chosen.name)
+        return chosen._split(frame, n_users, n_items)

@@ -80,6 +80,13 @@ class TextEncoder:
 
         return int(AutoConfig.from_pretrained(resolve_model_path(self.model_name)).hidden_size)
 
+    def weights(self) -> dict[str, "torch.Tensor"]:
+        """The encoder's parameters and buffers (what must be held in memory to embed new text)."""
+        if self._model is None:
+            self._load()
+        assert self._model is not None
+        return {k: v.detach() for k, v in self._model.state_dict().items()}
+
     def cache_key(self, texts: list[str]) -> str:
         """Key of a text list for this model/pooling setup: sha256 over settings and every text."""
         h = hashlib.sha256()

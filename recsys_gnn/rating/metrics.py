@@ -58,7 +58,9 @@ def rating_metrics(
     pred = np.asarray(pred, dtype=np.float64)
     true = np.asarray(true, dtype=np.float64)
     if pred.shape != true.shape or pred.ndim != 1 or len(pred) == 0:
-        raise ValueError(f"pred and true must be equal non-empty (N,) arrays; got {pred.shape} and {true.shape}")
+        raise ValueError(
+            f"pred and true must be equal non-empty (N,) arrays; got {pred.shape} and {true.shape}"
+        )
     y_true = to_classes(true, scale)
     y_pred = to_classes(pred, scale) if pred_classes is None else np.asarray(pred_classes, dtype=np.int64)
     labels = rating_classes(scale)

@@ -140,7 +140,9 @@ class UserItemBiases(RatingPredictor):
     ) -> None:
         super().__init__(scale)
         if reg_user < 0 or reg_item < 0:
-            raise ConfigError(f"bias regularisation must be >= 0; got reg_user={reg_user}, reg_item={reg_item}")
+            raise ConfigError(
+                f"bias regularisation must be >= 0; got reg_user={reg_user}, reg_item={reg_item}"
+            )
         self.reg_user, self.reg_item = float(reg_user), float(reg_item)
         self.max_iter, self.tol = int(max_iter), float(tol)
         self.register_buffer("mu", torch.zeros(()))
@@ -154,18 +156,15 @@ class UserItemBiases(RatingPredictor):
         bi = torch.zeros(len(self.item_bias), dtype=torch.float64)
         n_u = torch.bincount(users, minlength=len(bu)).double()
         n_i = torch.bincount(items, minlength=len(bi)).double()
-        for it in range(1, self.max_iter + 1):
-            new_bu = torch.zeros_like(bu).index_add_(0, users, r - mu - bi[items]) / (self.reg_user + n_u).clamp(
-                min=1e-12
-            )
-            new_bi = torch.zeros_like(bi).index_add_(0, items, r - mu - new_bu[users]) / (
-                self.reg_item + n_i
-            ).clamp(min=1e-12)
+        den_u = (self.reg_user + n_u).clamp(min=1e-12)
+        den_i = (self.reg_item + n_i).clamp(min=1e-12)
+        sweeps, delta = 0, float("inf")
+        while sweeps < self.max_iter and delta >= self.tol:
+            new_bu = torch.zeros_like(bu).index_add_(0, users, r - mu - bi[items]) / den_u
+            new_bi = torch.zeros_like(bi).index_add_(0, items, r - mu - new_bu[users]) / den_i
             delta = max(float((new_bu - bu).abs().max()), float((new_bi - bi).abs().max()))
-            bu, bi = new_bu, new_bi
-            if delta < self.tol:
-                break
-        log.info("user/item biases: %d sweeps, last change %.2e", it, delta)
+            bu, bi, sweeps = new_bu, new_bi, sweeps + 1
+        log.info("user/item biases: %d sweeps, last change %.2e", sweeps, delta)
         self.mu.fill_(float(mu))
         self.user_bias.copy_(bu.float())
         self.item_bias.copy_(bi.float())
@@ -193,7 +192,7 @@ class BiasedMF(RatingPredictor):
         n_users: int,
         n_items: int,
         dim: int = 100,
-        reg: float = 0.05,
+        reg: float = 0.1,
         init_std: float = 0.1,
         scale: Sequence[float] = (1, 5),
     ) -> None:

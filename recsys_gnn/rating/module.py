@@ -49,7 +49,9 @@ class RatingModule(pl.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self.model.loss(batch["user"], batch["item"], batch["rating"])
-        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch["user"]))
+        self.log(
+            "train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch["user"])
+        )
         return loss
 
     def configure_optimizers(self) -> Any:

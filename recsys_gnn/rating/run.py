@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,24 @@ def build_rating_model(cfg: DictConfig, data: InteractionData) -> RatingPredicto
     encoder_model = build_model(cfg, data)
     with torch.no_grad():
         dim = int(encoder_model.embed()[0].shape[1])
-    head = RatingHead(dim, hidden=rc.head.hidden, objective=rc.objective, scale=scale, dropout=rc.head.dropout)
+    head = RatingHead(
+        dim, hidden=rc.head.hidden, objective=rc.objective, scale=scale, dropout=rc.head.dropout
+    )
     return RatingModel(encoder_model, head)
+
+
+def make_optimizer(rc: DictConfig) -> Callable[..., torch.optim.Optimizer]:
+    """``params -> Optimizer`` from ``rating.optimizer`` ("adam" or "sgd"), ``lr``, ``weight_decay``, ``momentum``.
+
+    Losses are batch means, so an SGD ``lr`` of ``batch_size * eta`` is per-rating SGD with step ``eta``.
+    """
+    name = str(rc.get("optimizer", "adam"))
+    lr, wd = float(rc.lr), float(rc.weight_decay)
+    if name == "adam":
+        return partial(torch.optim.Adam, lr=lr, weight_decay=wd)
+    if name == "sgd":
+        return partial(torch.optim.SGD, lr=lr, weight_decay=wd, momentum=float(rc.get("momentum", 0.0)))
+    raise ConfigError(f"rating.optimizer must be 'adam' or 'sgd'; got {name!r}")
 
 
 def _instantiate_loggers(cfg: DictConfig) -> list[Any]:
@@ -109,7 +126,7 @@ def format_rating_table(metrics: dict[str, float], protocol: dict[str, Any]) -> 
         f"- dataset: {protocol.get('dataset')}",
         f"- fold: {protocol.get('fold')}",
         f"- split: {protocol.get('split')}",
-        f"- ratings train/val/test: "
+        "- ratings train/val/test: "
         + "/".join(str(counts.get(s, {}).get("interactions")) for s in ("train", "val", "test")),
         f"- model: {protocol.get('model')}",
         f"- objective: {protocol.get('objective')}",
@@ -161,7 +178,7 @@ def run_rating(cfg: DictConfig) -> float:
     )
     train_set = datamodule.sets["train"]
     model.fit(train_set.users, train_set.items, train_set.ratings)
-    optimizer = partial(torch.optim.Adam, lr=float(rc.lr), weight_decay=float(rc.weight_decay))
+    optimizer = make_optimizer(rc)
     module = RatingModule(model, optimizer=optimizer)
 
     loggers = _instantiate_loggers(cfg)
@@ -184,7 +201,7 @@ def run_rating(cfg: DictConfig) -> float:
     if model.trainable:
         t0 = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
-        results["fit"] = {"seconds": time.perf_counter() - t0, "epochs": float(trainer.current_epoch)}
+        results["fit"] = {"fit/seconds": time.perf_counter() - t0, "fit/epochs": float(trainer.current_epoch)}
         ckpt = None if cfg.trainer.get("fast_dev_run") else "best"
     val = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
     results["val"] = val[0] if val else {}

@@ -227,17 +227,18 @@ def test_impressions_are_remapped_and_unknowns_counted() -> None:
             "split": ["val", "test", "test", "test"],
         }
     )
-    raw = RawDataset(
-        "mind", inter, items_table(["n1", "n2", "n3", "n8", "n9"]), split=split, impressions=imps
-    )
+    # n8 has text and is shown in an impression but never clicked: it joins the catalogue (it competes in
+    # impressions and full ranking); n9 has no text, so it cannot be represented and is dropped, counted.
+    raw = RawDataset("mind", inter, items_table(["n1", "n2", "n3", "n8"]), split=split, impressions=imps)
     data = preprocess(raw, OfficialSplit())
-    assert list(data.item_ids) == ["n1", "n2", "n3"]
-    assert [d["impression_id"] for d in data.impressions] == ["i1", "i4"]
-    first, last = data.impressions
+    assert list(data.item_ids) == ["n1", "n2", "n3", "n8"]
+    assert [d["impression_id"] for d in data.impressions] == ["i1", "i3", "i4"]
+    first, mid, last = data.impressions
     assert first["user"] == 0 and first["split"] == "val"
     assert first["candidates"].tolist() == [0, 2] and first["labels"].tolist() == [0, 1]
     assert first["candidates"].dtype == np.int64 and first["labels"].dtype == np.int64
+    assert mid["user"] == 1 and mid["candidates"].tolist() == [3] and mid["labels"].tolist() == [1]
     assert last["user"] == 2 and last["candidates"].tolist() == [1, 2] and last["labels"].tolist() == [1, 0]
     assert data.drops[SRC + "impression user not in catalogue (impression dropped)"] == 1
-    assert data.drops[SRC + "impression candidate not in item catalogue"] == 2  # n9 in i1, n8 in i3
-    assert data.drops[SRC + "impression with no candidate left in catalogue (impression dropped)"] == 1
+    assert data.drops[SRC + "impression candidate not in item catalogue"] == 1  # n9 in i1
+    assert SRC + "impression with no candidate left in catalogue (impression dropped)" not in data.drops

