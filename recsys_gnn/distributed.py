@@ -26,6 +26,7 @@ import torch
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.strategies import DDPStrategy
+from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
@@ -168,13 +169,36 @@ def restore_csv_headers(trainer: pl.Trainer) -> list[str]:
     return restored
 
 
+class _EpochReturningLauncher(_MultiProcessingLauncher):
+    """Lightning's spawn launcher that also sends the fit loop's epoch counter back to the main process.
+
+    Without it ``trainer.current_epoch`` stays 0 in the main process after ``fit`` in spawned workers.
+    """
+
+    def get_extra_results(self, trainer: pl.Trainer) -> dict[str, Any]:
+        extra = super().get_extra_results(trainer)
+        extra["epoch_progress"] = trainer.fit_loop.epoch_progress.state_dict()  # nested dicts of ints
+        return extra
+
+    def update_main_process_results(self, trainer: pl.Trainer, extra: dict[str, Any]) -> None:
+        super().update_main_process_results(trainer, extra)
+        if "epoch_progress" in extra:
+            trainer.fit_loop.epoch_progress.load_state_dict(extra["epoch_progress"])
+
+
 class SafeDDPStrategy(DDPStrategy):
     """Lightning's ``DDPStrategy`` (any ``start_method``) made safe for this framework's modules and loggers.
 
-    In every process it leaves sparse buffers out of the state broadcast (:func:`ignore_sparse_buffers`), and
-    under ``spawn`` it gives each worker private metric states (:func:`unshare_metric_states`) and lets the
-    CSV logger continue the file of an earlier ``fit``/``validate`` (:func:`restore_csv_headers`).
+    In every process it leaves sparse buffers out of the state broadcast (:func:`ignore_sparse_buffers`). With
+    ``spawn``/``fork`` it also gives each worker private metric states (:func:`unshare_metric_states`), lets the
+    CSV logger continue the file of an earlier ``fit``/``validate`` (:func:`restore_csv_headers`), and brings
+    ``trainer.current_epoch`` back to the main process.
     """
+
+    def _configure_launcher(self) -> None:
+        super()._configure_launcher()
+        if self._start_method != "popen":
+            self._launcher = _EpochReturningLauncher(self, start_method=self._start_method)
 
     def setup(self, trainer: pl.Trainer) -> None:
         assert self.model is not None

@@ -19,6 +19,7 @@ from recsys_gnn.compress.evaluate import evaluate_quantized
 from recsys_gnn.compress.run_report import report_scalars, run_compression_report
 from recsys_gnn.data.datamodule import RecDataModule
 from recsys_gnn.data.errors import ConfigError
+from recsys_gnn.distributed import check_accelerator
 from recsys_gnn.data.interactions import InteractionData
 from recsys_gnn.models.context import ModelContext
 from recsys_gnn.models.module import RecModule
@@ -135,16 +136,21 @@ PROTOCOL_TEXT = (
 def train(cfg: DictConfig) -> float | None:
     """Run one training job and return the value of ``cfg.monitor`` (for sweeps)."""
     out = Path(cfg.paths.output_dir)
+    check_accelerator(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     configure_wandb_mode()
     data = load_data(cfg)
-    save_run_info(cfg, out, data)
+    # Under multi-process launchers (DDP on GPUs, SLURM tasks) every process runs train(): one writes files.
+    main_process = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
+    if main_process:
+        save_run_info(cfg, out, data)
 
     context = build_context(cfg, data)
     model = build_model(cfg, data, context)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     info_path = out / "run_info.json"
-    info_path.write_text(json.dumps({**json.loads(info_path.read_text()), "trainable_params": n_train}, indent=2))
+    if main_process:
+        info_path.write_text(json.dumps({**json.loads(info_path.read_text()), "trainable_params": n_train}, indent=2))
     datamodule = RecDataModule(data, seed=cfg.seed, **cfg.data)
     optimizer = hydra.utils.instantiate(cfg.optimizer) if cfg.get("optimizer") else None
     scheduler = hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
@@ -174,6 +180,8 @@ def train(cfg: DictConfig) -> float | None:
         results["test"] = test[0] if test else {}
 
     metrics = {k: float(v) for stage in results.values() for k, v in stage.items()}
+    if not trainer.is_global_zero or not main_process:
+        return metrics.get(cfg.monitor)
     with torch.no_grad():
         module.model.eval()
         user_emb, item_emb = module.model.embed()

@@ -166,6 +166,7 @@ def test_ddp_cpu_config_builds_a_two_process_gloo_trainer(make_cfg) -> None:
     trainer = hydra.utils.instantiate(tcfg, logger=False, callbacks=[])
     assert isinstance(trainer.strategy, SafeDDPStrategy)
     assert trainer.strategy._start_method == "spawn"
+    assert type(trainer.strategy.launcher).__name__ == "_EpochReturningLauncher"
     assert trainer.num_devices == 2 and trainer.world_size == 2
     assert trainer.strategy._get_process_group_backend() == "gloo"
 
@@ -259,6 +260,7 @@ def test_pipeline_trains_with_ddp_cpu_and_reports_exact_metrics(tiny_env: Path, 
     metrics = json.loads((out / "metrics.json").read_text())
     best = Path((out / "best_checkpoint.txt").read_text())
     assert best.is_file()
+    assert metrics["fit/epochs"] == 2  # the epoch counter came back from the spawned workers
 
     data = load_data(cfg)
     module = RecModule(build_model(cfg, data), data, **cfg.module)

@@ -8,6 +8,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -195,21 +196,28 @@ def _wandb_records(path: Path) -> Iterator[bytes]:
             yield pending + chunk
 
 
-def _wandb_summary_and_history(path: Path) -> tuple[dict[str, float], set[str]]:
+def _wandb_summary_and_history(path: Path, wait_s: float = 60.0) -> tuple[dict[str, float], set[str]]:
+    """Summary values and history keys of a finished run (waits for wandb-core to write the ``exit`` record)."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    summary: dict[str, float] = {}
-    history: set[str] = set()
-    for raw in _wandb_records(path):
-        record = pb.Record()
-        record.ParseFromString(raw)
-        kind = record.WhichOneof("record_type")
-        if kind == "history":
-            history |= {item.key or "/".join(item.nested_key) for item in record.history.item}
-        elif kind == "summary":
-            for item in record.summary.update:
-                summary[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
-    return summary, history
+    deadline = time.monotonic() + wait_s
+    while True:
+        summary: dict[str, float] = {}
+        history: set[str] = set()
+        finished = False
+        for raw in _wandb_records(path):
+            record = pb.Record()
+            record.ParseFromString(raw)
+            kind = record.WhichOneof("record_type")
+            if kind == "history":
+                history |= {item.key or "/".join(item.nested_key) for item in record.history.item}
+            elif kind == "summary":
+                for item in record.summary.update:
+                    summary[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+            finished |= kind == "exit"
+        if finished or time.monotonic() > deadline:
+            return summary, history
+        time.sleep(0.5)  # wandb.finish() can return before the service has flushed the log
 
 
 def test_wandb_offline_run_holds_the_metrics(tiny_env: Path, make_cfg) -> None:

@@ -129,9 +129,11 @@ class FullRankingMetric(Metric):
             for name, fn in METRICS.items():
                 state = f"{name}_at_{k}"
                 setattr(self, state, getattr(self, state) + fn(hits, n_rel, k).sum())
-            rec = getattr(self, f"rec_at_{k}")
+            # Out-of-place updates: states may live in memory shared between spawned processes.
+            rec = getattr(self, f"rec_at_{k}").clone()
             rec[idx[:, :k][unmasked[:, :k]]] = True
-        self.n_users += len(n_rel)
+            setattr(self, f"rec_at_{k}", rec)
+        self.n_users = self.n_users + len(n_rel)
 
     def compute(self) -> dict[str, Tensor]:
         """Means over users (NaN when no user had targets), coverage@k and ``n_users``."""

@@ -17,9 +17,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
+import recsys_gnn.pipeline as pipeline  # module import: safe if pipeline imports this module back
 from recsys_gnn.data.errors import ConfigError
 from recsys_gnn.data.interactions import InteractionData
-from recsys_gnn.pipeline import build_model, configure_wandb_mode, git_commit, load_data
 from recsys_gnn.rating.datamodule import RatingDataModule
 from recsys_gnn.rating.head import RatingHead
 from recsys_gnn.rating.metrics import save_classification_report
@@ -67,7 +67,7 @@ def build_rating_model(cfg: DictConfig, data: InteractionData) -> RatingPredicto
         return UserItemBiases(data.n_users, data.n_items, scale=scale, **rc.biases)
     if rc.model == "biased_mf":
         return BiasedMF(data.n_users, data.n_items, scale=scale, **rc.mf)
-    encoder_model = build_model(cfg, data)
+    encoder_model = pipeline.build_model(cfg, data)
     with torch.no_grad():
         dim = int(encoder_model.embed()[0].shape[1])
     head = RatingHead(
@@ -142,7 +142,7 @@ def save_rating_run_info(cfg: DictConfig, out: Path, protocol: dict[str, Any]) -
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     info = {
         "seed": cfg.seed,
-        "git_commit": git_commit(),
+        "git_commit": pipeline.git_commit(),
         "torch": torch.__version__,
         "pytorch_lightning": pl.__version__,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -163,8 +163,8 @@ def run_rating(cfg: DictConfig) -> float:
     rc = rating_settings(cfg)
     out = Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)
-    configure_wandb_mode()
-    data = load_data(cfg)
+    pipeline.configure_wandb_mode()
+    data = pipeline.load_data(cfg)
     protocol = _protocol(cfg, data)
     save_rating_run_info(cfg, out, protocol)
 
