@@ -19,8 +19,8 @@ from recsys_gnn.compress.evaluate import evaluate_quantized
 from recsys_gnn.compress.run_report import report_scalars, run_compression_report
 from recsys_gnn.data.datamodule import RecDataModule
 from recsys_gnn.data.errors import ConfigError
-from recsys_gnn.distributed import check_accelerator
 from recsys_gnn.data.interactions import InteractionData
+from recsys_gnn.distributed import check_accelerator
 from recsys_gnn.models.context import ModelContext
 from recsys_gnn.models.module import RecModule
 from recsys_gnn.report import format_metrics_table

@@ -74,3 +74,16 @@ class Recommender(nn.Module):
     def regularization(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> Tensor:
         """Extra loss terms (e.g. L2 on the batch's embeddings); zero by default."""
         return user_emb.new_zeros(())
+
+
+class GraphRecommender(Recommender):
+    """A recommender holding a DGL graph in ``self.graph`` that follows the module across devices."""
+
+    graph: Any
+
+    def _apply(self, fn, recurse=True):
+        out = super()._apply(fn, recurse)
+        probe = fn(torch.zeros(1))
+        if getattr(self, "graph", None) is not None and self.graph.device != probe.device:
+            self.graph = self.graph.to(probe.device)
+        return out

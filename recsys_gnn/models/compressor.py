@@ -7,14 +7,14 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from recsys_gnn.models.base import Batch, Recommender
+from recsys_gnn.models.base import Batch, GraphRecommender
 from recsys_gnn.models.context import ModelContext
 from recsys_gnn.models.losses import l2_reg
 
 USER_INITS = ("items", "id")
 
 
-class GNNCompressor(Recommender):
+class GNNCompressor(GraphRecommender):
     """Compress frozen LM item embeddings ``(I, H)`` into ``(I, dim)`` tables through a GNN.
 
     Items enter as ``X W_p`` (the projected text), never as id embeddings (unless ``item_id=True``), so items
@@ -80,12 +80,6 @@ class GNNCompressor(Recommender):
             if emb is not None:
                 nn.init.normal_(emb.weight, std=0.1)
 
-    def _apply(self, fn, recurse=True):  # keep the DGL graph on the module's device
-        out = super()._apply(fn, recurse)
-        probe = fn(torch.zeros(1))
-        if self.graph.device != probe.device:
-            self.graph = self.graph.to(probe.device)
-        return out
 
     def inputs(self) -> tuple[Tensor, Tensor]:
         """Input features before propagation: ``(U, D)`` users, ``(I, D)`` items."""

@@ -80,7 +80,7 @@ class TextEncoder:
 
         return int(AutoConfig.from_pretrained(resolve_model_path(self.model_name)).hidden_size)
 
-    def weights(self) -> dict[str, "torch.Tensor"]:
+    def weights(self) -> dict[str, torch.Tensor]:
         """The encoder's parameters and buffers (what must be held in memory to embed new text)."""
         if self._model is None:
             self._load()

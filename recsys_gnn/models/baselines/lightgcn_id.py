@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from recsys_gnn.graph.user_item import UserItemGraph
-from recsys_gnn.models.base import Batch, Recommender
+from recsys_gnn.models.base import Batch, GraphRecommender
 from recsys_gnn.models.baselines.mf import check_embedding_hparams
 from recsys_gnn.models.context import ModelContext
 from recsys_gnn.models.gnn.base import check_positive_int
@@ -19,7 +19,7 @@ from recsys_gnn.models.losses import l2_reg
 log = logging.getLogger(__name__)
 
 
-class LightGCNId(Recommender):
+class LightGCNId(GraphRecommender):
     """LightGCN: id embeddings ``E^(0)`` smoothed over the normalised user-item graph, layers averaged.
 
     Paper: He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for Recommendation",
@@ -78,12 +78,6 @@ class LightGCNId(Recommender):
         nn.init.normal_(self.user_emb.weight, std=self.init_std)
         nn.init.normal_(self.item_emb.weight, std=self.init_std)
 
-    def _apply(self, fn, recurse=True):  # keep the DGL graph on the module's device
-        out = super()._apply(fn, recurse)
-        probe = fn(torch.zeros(1))
-        if self.graph.device != probe.device:
-            self.graph = self.graph.to(probe.device)
-        return out
 
     def embed(self) -> tuple[Tensor, Tensor]:
         """``(U, D)`` and ``(I, D)`` layer-averaged embeddings."""
