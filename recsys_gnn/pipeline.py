@@ -134,7 +134,15 @@ PROTOCOL_TEXT = (
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Run one training job and return the value of ``cfg.monitor`` (for sweeps)."""
+    """Run one training job and return the value of ``cfg.monitor`` (for sweeps).
+
+    ``task=rating`` runs explicit rating prediction instead (:func:`recsys_gnn.rating.run.run_rating`, which
+    returns ``val/rmse``).
+    """
+    if cfg.task == "rating":
+        from recsys_gnn.rating.run import run_rating  # rating.run imports this module
+
+        return run_rating(cfg)
     out = Path(cfg.paths.output_dir)
     check_accelerator(cfg)
     pl.seed_everything(cfg.seed, workers=True)
