@@ -88,7 +88,9 @@ def _instantiate_dict(cfg: DictConfig | None) -> list[Any]:
 def git_commit() -> str | None:
     """The current git commit of the working directory, or None outside a checkout."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
         dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5)
         return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
@@ -158,7 +160,9 @@ def train(cfg: DictConfig) -> float | None:
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     info_path = out / "run_info.json"
     if main_process:
-        info_path.write_text(json.dumps({**json.loads(info_path.read_text()), "trainable_params": n_train}, indent=2))
+        info_path.write_text(
+            json.dumps({**json.loads(info_path.read_text()), "trainable_params": n_train}, indent=2)
+        )
     datamodule = RecDataModule(data, seed=cfg.seed, **cfg.data)
     optimizer = hydra.utils.instantiate(cfg.optimizer) if cfg.get("optimizer") else None
     scheduler = hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
@@ -196,7 +200,11 @@ def train(cfg: DictConfig) -> float | None:
     save_tables(out / "tables", user_emb, item_emb, data)
     schemes = list(cfg.compress.get("evaluate") or [])
     if schemes and cfg.get("test", True) and not fast:
-        hist = torch.as_tensor(data.test_history) if data.test_history is not None else torch.zeros((0, 2), dtype=torch.long)
+        hist = (
+            torch.as_tensor(data.test_history)
+            if data.test_history is not None
+            else torch.zeros((0, 2), dtype=torch.long)
+        )
         u_test, i_test = module.model.fold_in((user_emb, item_emb), hist.long(), data.n_users)
         metrics.update(evaluate_quantized(u_test, i_test, data, schemes=schemes, ks=list(cfg.module.ks)))
     if cfg.compress.get("report", True) and cfg.get("test", True) and not fast:

@@ -25,7 +25,9 @@ def format_metrics_table(metrics: dict[str, float], protocol: dict[str, Any], ks
             cells = " | ".join("" if v is None else f"{v:.4f}" for v in row)
             lines.append(f"| {stage} | {m} | {cells} |")
     extra = {k: v for k, v in metrics.items() if "@" not in k or k.startswith("test_impressions/")}
-    extra = {k: v for k, v in extra.items() if not k.startswith(tuple(f"{s}/" for s in stages)) or "impr" in k}
+    extra = {
+        k: v for k, v in extra.items() if not k.startswith(tuple(f"{s}/" for s in stages)) or "impr" in k
+    }
     if extra:
         lines += ["", "| other | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4f} |" for k, v in sorted(extra.items())]

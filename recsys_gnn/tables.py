@@ -36,7 +36,10 @@ def save_tables(folder: Path, user_emb: torch.Tensor, item_emb: torch.Tensor, da
     """Write the tables of a trained model to ``folder`` (created)."""
     folder.mkdir(parents=True, exist_ok=True)
     save_file(
-        {"user_emb": user_emb.detach().float().cpu().contiguous(), "item_emb": item_emb.detach().float().cpu().contiguous()},
+        {
+            "user_emb": user_emb.detach().float().cpu().contiguous(),
+            "item_emb": item_emb.detach().float().cpu().contiguous(),
+        },
         str(folder / "embeddings.safetensors"),
     )
     known = data.matrix(np.concatenate([data.train, data.val], 0))
@@ -61,7 +64,9 @@ def load_tables(folder: Path) -> Tables:
     folder = Path(folder)
     for name in ("embeddings.safetensors", "known.safetensors", "index.json"):
         if not (folder / name).exists():
-            raise FileNotFoundError(f"{folder / name} is missing; expected the tables written by a training run")
+            raise FileNotFoundError(
+                f"{folder / name} is missing; expected the tables written by a training run"
+            )
     emb = load_file(str(folder / "embeddings.safetensors"))
     known = load_file(str(folder / "known.safetensors"))
     index = json.loads((folder / "index.json").read_text())

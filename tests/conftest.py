@@ -37,7 +37,11 @@ def write_tiny_movielens(root: Path, n_users: int = 40, n_items: int = 60, seed:
             liked = set(rng.choice(len(GENRES), size=2, replace=False).tolist())
             items = rng.choice(n_items, size=int(rng.integers(12, 24)), replace=False)
             for t, i in enumerate(items):
-                r = float(rng.choice([4.0, 4.5, 5.0])) if item_genre[i] in liked else float(rng.choice([1.0, 2.0, 3.0]))
+                r = (
+                    float(rng.choice([4.0, 4.5, 5.0]))
+                    if item_genre[i] in liked
+                    else float(rng.choice([1.0, 2.0, 3.0]))
+                )
                 f.write(f"{u + 1},{i + 1},{r},{1000000000 + 1000 * u + t}\n")
     with open(folder / "tags.csv", "w") as f:
         f.write("userId,movieId,tag,timestamp\n")

@@ -36,7 +36,18 @@ def _targets(node, found: list[str]) -> list[str]:
 
 
 def test_groups_exist() -> None:
-    for group in ("domain", "dataset", "graph", "gnn", "encoder", "split", "model", "compress", "trainer", "logger"):
+    for group in (
+        "domain",
+        "dataset",
+        "graph",
+        "gnn",
+        "encoder",
+        "split",
+        "model",
+        "compress",
+        "trainer",
+        "logger",
+    ):
         assert options(group), f"conf/{group}/ has no options"
 
 
@@ -50,7 +61,8 @@ def test_domain_x_graph_x_gnn_compose(domain: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "group", ["dataset", "split", "model", "encoder", "compress", "trainer", "logger", "callbacks", "experiment"]
+    "group",
+    ["dataset", "split", "model", "encoder", "compress", "trainer", "logger", "callbacks", "experiment"],
 )
 def test_every_option_composes_and_targets_import(group: str) -> None:
     for option in options(group):
@@ -68,7 +80,12 @@ def test_every_option_composes_and_targets_import(group: str) -> None:
 
 
 def test_domain_sets_its_default_dataset() -> None:
-    expected = {"video": "ml-latest-small", "music": "lastfm", "ecommerce": "unisrec-scientific", "news": "nemig"}
+    expected = {
+        "video": "ml-latest-small",
+        "music": "lastfm",
+        "ecommerce": "unisrec-scientific",
+        "news": "nemig",
+    }
     for domain, dataset in expected.items():
         assert _compose([f"domain={domain}"]).dataset.name == dataset
     assert _compose(["domain=video", "dataset=ml-100k"]).dataset.name == "ml-100k"

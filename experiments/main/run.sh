@@ -10,10 +10,13 @@ PY=${PY:-.venv/bin/python}
 SEEDS=${SEEDS:-2024}
 EPOCHS=${EPOCHS:-20}
 GNNS=${GNNS:-gcn,gat,lightgcn,sage}
+BASELINES=${BASELINES-pop,lm_content,mf,lightgcn_id}   # empty: skip the baselines
 SWEEP=${SWEEP:-logs/studies/main}
 for domain in ${DOMAINS:-video music}; do
-  $PY run.py -m domain=$domain model=pop,lm_content,mf,lightgcn_id '~gnn' '~graph' seed=$SEEDS \
-    trainer.max_epochs=$EPOCHS hydra.sweep.dir=$SWEEP/$domain/baselines 'hydra.sweep.subdir=${hydra.job.override_dirname}'
+  if [ -n "$BASELINES" ]; then
+    $PY run.py -m domain=$domain model=$BASELINES '~gnn' '~graph' seed=$SEEDS trainer.max_epochs=$EPOCHS \
+      hydra.sweep.dir=$SWEEP/$domain/baselines 'hydra.sweep.subdir=${hydra.job.override_dirname}'
+  fi
   $PY run.py -m domain=$domain gnn=$GNNS seed=$SEEDS trainer.max_epochs=$EPOCHS \
     hydra.sweep.dir=$SWEEP/$domain/compressor 'hydra.sweep.subdir=${hydra.job.override_dirname}'
 done

@@ -32,18 +32,24 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def matmul_gflops(n: int = 512, repeats: int = 7) -> float:
-    """Best-of-``repeats`` float32 ``n x n`` matmul speed in GFLOP/s at the current torch thread count.
+def matmul_gflops(n: int = 512, repeats: int = 15) -> float:
+    """Median one-thread float32 ``n x n`` matmul speed in GFLOP/s.
 
     A quick probe of how much CPU the process actually gets (it drops when other jobs share the cores).
     """
     a = torch.randn(n, n)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
         a @ a
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            a @ a
+            times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
+    return 2 * n**3 / float(np.median(times)) / 1e9
 
 
 def machine_info() -> dict[str, Any]:

@@ -277,7 +277,21 @@ def results_table(records: Sequence[Record]) -> str:
     rows = []
     for r in records:
         if "error" in r:
-            rows.append([r["dataset"], r["phase"], r["name"], r["metric"], "ERROR", "", "", "", "", ""])
+            rows.append(
+                [
+                    r["dataset"],
+                    r["phase"],
+                    r["name"],
+                    r["metric"],
+                    "ERROR: " + r["error"],
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
             continue
         rows.append(
             [
@@ -288,6 +302,7 @@ def results_table(records: Sequence[Record]) -> str:
                 r["value"],
                 r["unit"],
                 r["n"],
+                r.get("rss_peak_mb"),
                 r.get("rss_delta_mb"),
                 r.get("load1_start"),
                 r.get("others_cores"),
@@ -301,6 +316,7 @@ def results_table(records: Sequence[Record]) -> str:
         "median",
         "unit",
         "n",
+        "peak RSS MB",
         "peak RSS +MB",
         "load1",
         "others' cores",
@@ -433,8 +449,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"- machine: {m['cpu_model']}, {m['logical_cores']} logical cores ({m['affinity_cores']} usable), "
         f"{m['memory_gb']} GB; torch {m['torch']} with {m['torch_threads']} threads, dgl {m['dgl']}",
         f"- load average (1/5/15 min) at start {load['start']}, at end {load['end']}; "
-        f"float32 matmul probe {load['gflops_start']:.1f} GFLOP/s at start, {load['gflops_end']:.1f} at end",
-        "- medians over `n` repeats; `peak RSS +MB` = peak resident memory of the phase above its start; "
+        f"one-thread float32 matmul probe {load['gflops_start']:.1f} GFLOP/s at start, {load['gflops_end']:.1f} at end",
+        "- medians over `n` repeats; `peak RSS MB` = the process's peak resident memory during the phase, "
+        "`peak RSS +MB` = that peak above the resident memory at the phase start; "
         "`load1` = 1-min load average at the phase start; `others' cores` = CPU cores other processes kept "
         "busy during the phase (machine busy time minus this process's, per second)",
         "",

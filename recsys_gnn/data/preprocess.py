@@ -91,7 +91,9 @@ def preprocess(
     item_ids = np.sort(df["item"].unique()).astype(object)
     if raw.impressions is not None:
         # News shown but never clicked still compete in impressions and full ranking: keep them (with text).
-        shown = pd.unique(np.concatenate([np.asarray(c, dtype=object) for c in raw.impressions["candidates"]]))
+        shown = pd.unique(
+            np.concatenate([np.asarray(c, dtype=object) for c in raw.impressions["candidates"]])
+        )
         extra = np.setdiff1d(pd.Index(shown).intersection(items.index).to_numpy(object), item_ids)
         if len(extra):
             log.info("%s: %d items only shown in impressions added to the catalogue", raw.name, len(extra))

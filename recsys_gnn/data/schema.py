@@ -92,12 +92,12 @@ def require_columns(df: pd.DataFrame, columns: tuple[str, ...] | list[str], sour
     """Raise :class:`SchemaError` naming ``source`` and the missing columns if ``df`` lacks any."""
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise SchemaError(f"{source}: missing column(s) {missing}; found {list(df.columns)}; expected {list(columns)}")
+        raise SchemaError(
+            f"{source}: missing column(s) {missing}; found {list(df.columns)}; expected {list(columns)}"
+        )
 
 
-def make_interactions(
-    user, item, rating=None, weight=None, timestamp=None
-) -> pd.DataFrame:
+def make_interactions(user, item, rating=None, weight=None, timestamp=None) -> pd.DataFrame:
     """Build a canonical interactions table from column-like inputs (ids cast to str)."""
     user = pd.Series(user).astype(str).to_numpy()
     n = len(user)
@@ -107,6 +107,8 @@ def make_interactions(
             "item": pd.Series(item).astype(str).to_numpy(),
             "rating": np.full(n, np.nan) if rating is None else np.asarray(rating, dtype=np.float64),
             "weight": np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64),
-            "timestamp": np.full(n, -1, dtype=np.int64) if timestamp is None else np.asarray(timestamp, dtype=np.int64),
+            "timestamp": np.full(n, -1, dtype=np.int64)
+            if timestamp is None
+            else np.asarray(timestamp, dtype=np.int64),
         }
     )

@@ -80,7 +80,6 @@ class GNNCompressor(GraphRecommender):
             if emb is not None:
                 nn.init.normal_(emb.weight, std=0.1)
 
-
     def inputs(self) -> tuple[Tensor, Tensor]:
         """Input features before propagation: ``(U, D)`` users, ``(I, D)`` items."""
         items = self.proj(self.item_text)  # (I, D)

@@ -42,7 +42,9 @@ class ModelContext:
     def item_text_emb(self) -> np.ndarray:
         """``(I, H)`` float32 LM embeddings of the item texts (cached on disk by the encoder)."""
         if self.encoder is None:
-            raise ValueError("this model needs item text embeddings but no encoder is configured (encoder=null)")
+            raise ValueError(
+                "this model needs item text embeddings but no encoder is configured (encoder=null)"
+            )
         return self.encoder.encode(self.data.item_texts)
 
     @cached_property
@@ -53,9 +55,15 @@ class ModelContext:
         needs_emb = getattr(self.graph_builder, "needs_item_emb", False)
         item_emb = self.item_text_emb if needs_emb else None
         g = self.graph_builder.build(
-            self.data.train, self.data.n_users, self.data.n_items, item_emb=item_emb, weight=self.data.train_weight
+            self.data.train,
+            self.data.n_users,
+            self.data.n_items,
+            item_emb=item_emb,
+            weight=self.data.train_weight,
         )
-        log.info("graph %s: %d nodes, %d edges", type(self.graph_builder).__name__, g.num_nodes(), g.num_edges())
+        log.info(
+            "graph %s: %d nodes, %d edges", type(self.graph_builder).__name__, g.num_nodes(), g.num_edges()
+        )
         return g
 
     def train_matrix(self) -> torch.Tensor:

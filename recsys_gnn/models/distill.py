@@ -35,7 +35,9 @@ def teacher_tables(context: ModelContext, teacher: str) -> tuple[Tensor, Tensor]
     folder = folder / "tables" if (folder / "tables").is_dir() else folder
     tables = load_tables(folder)
     data = context.data
-    if tables.item_ids != [str(i) for i in data.item_ids] or tables.user_ids != [str(u) for u in data.user_ids]:
+    if tables.item_ids != [str(i) for i in data.item_ids] or tables.user_ids != [
+        str(u) for u in data.user_ids
+    ]:
         protocol = folder.parent / "protocol.json"
         what = json.loads(protocol.read_text()).get("dataset") if protocol.exists() else "?"
         raise ValueError(
@@ -96,15 +98,23 @@ class DistilledCompressor(GNNCompressor):
         cand = torch.cat(cand, 1)  # (B, C); column 0 is the positive
         s = torch.einsum("bd,bcd->bc", user_emb[users], item_emb[cand])  # (B, C)
         n_neg = batch["neg"].shape[1]
-        rank = bpr_loss(s[:, 0], s[:, 1 : 1 + n_neg]) if kind == "bpr" else bce_loss(s[:, 0], s[:, 1 : 1 + n_neg])
+        rank = (
+            bpr_loss(s[:, 0], s[:, 1 : 1 + n_neg])
+            if kind == "bpr"
+            else bce_loss(s[:, 0], s[:, 1 : 1 + n_neg])
+        )
         with torch.no_grad():
             t = torch.einsum("bd,bcd->bc", self.teacher_users[users], self.teacher_items[cand])
             t = (t - t.mean(1, keepdim=True)) / t.std(1, keepdim=True).clamp(min=1e-6)
         temp = self.temperature
-        kl = F.kl_div(F.log_softmax(s / temp, 1), F.log_softmax(t / temp, 1), log_target=True, reduction="batchmean")
+        kl = F.kl_div(
+            F.log_softmax(s / temp, 1), F.log_softmax(t / temp, 1), log_target=True, reduction="batchmean"
+        )
         distill = kl * temp**2
         total = rank + self.distill_weight * distill + self.regularization(batch, user_emb, item_emb)
         return total, {"rank_loss": rank.detach(), "distill_loss": distill.detach()}
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, teacher={self.teacher}, w={self.distill_weight}, T={self.temperature}"
+        return (
+            f"{super().extra_repr()}, teacher={self.teacher}, w={self.distill_weight}, T={self.temperature}"
+        )

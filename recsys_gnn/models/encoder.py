@@ -110,7 +110,9 @@ class TextEncoder:
             if emb.shape[0] == len(texts):
                 log.info("encoder cache hit: %s (%d texts)", path, len(texts))
                 return emb
-            log.warning("encoder cache %s has %d rows for %d texts; re-encoding", path, emb.shape[0], len(texts))
+            log.warning(
+                "encoder cache %s has %d rows for %d texts; re-encoding", path, emb.shape[0], len(texts)
+            )
         emb = self._encode(texts)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -77,7 +77,9 @@ class RecModule(pl.LightningModule):
     # -- training ---------------------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss, extra = self.model.loss(batch, kind=self.loss_kind)
-        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch["user"]))
+        self.log(
+            "train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch["user"])
+        )
         for k, v in extra.items():
             self.log(f"train/{k}", v, on_step=False, on_epoch=True, batch_size=len(batch["user"]))
         return loss

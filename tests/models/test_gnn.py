@@ -141,6 +141,10 @@ def test_edge_weights_are_used(graph, name: str) -> None:
     model = FACTORIES[name](8, 2)
     feat, ew = inputs(graph, 8, True)
     assert not torch.allclose(model(graph, feat), model(graph, feat, ew))
+    if name == "gat":
+        # GAT's softmax already normalises: by default it uses no edge weight (w = 1) unless told to.
+        torch.testing.assert_close(model(graph, feat), model(graph, feat, torch.ones_like(ew)))
+        model.use_edge_weight = True
     # None falls back to graph.edata["w"]
     torch.testing.assert_close(model(graph, feat), model(graph, feat, graph.edata["w"]))
 
@@ -211,6 +215,9 @@ def test_invalid_forward_inputs_raise(graph, name: str) -> None:
         model(graph, feat, torch.ones(graph.num_edges() + 1))
     g = graph.clone()
     del g.edata["w"]
+    if name == "gat":  # attention alone needs no stored weight unless asked to use it
+        assert model(g, feat).shape == feat.shape
+        model.use_edge_weight = True
     with pytest.raises(ValueError, match='edata\\["w"\\]'):
         model(g, feat)
 

@@ -43,7 +43,13 @@ def test_fast_dev_run_splits(tiny_env: Path, make_cfg, split: str) -> None:
 def test_short_real_training_learns(tiny_env: Path, make_cfg) -> None:
     """A few real epochs (no fast_dev_run): checkpointing on val/ndcg@10 and testing the best checkpoint."""
     cfg = make_cfg(
-        ["gnn=gcn", "compress.dim=16", "trainer.max_epochs=3", "data.batch_size=256", "compress.evaluate=[fp32,int8]"],
+        [
+            "gnn=gcn",
+            "compress.dim=16",
+            "trainer.max_epochs=3",
+            "data.batch_size=256",
+            "compress.evaluate=[fp32,int8]",
+        ],
         fast=False,
     )
     result = train(cfg)

@@ -78,7 +78,6 @@ class LightGCNId(GraphRecommender):
         nn.init.normal_(self.user_emb.weight, std=self.init_std)
         nn.init.normal_(self.item_emb.weight, std=self.init_std)
 
-
     def embed(self) -> tuple[Tensor, Tensor]:
         """``(U, D)`` and ``(I, D)`` layer-averaged embeddings."""
         ego = torch.cat([self.user_emb.weight, self.item_emb.weight], 0)  # (U + I, D)

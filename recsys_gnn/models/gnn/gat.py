@@ -27,9 +27,10 @@ class GAT(GNNStack):
         x_i' = ||_h ( sum_{j in N(i)} α_ij w_ij W_h x_j ) + [x_i if residual] + b
         ELU between layers, not after the last
 
-    Differences from the paper: the edge weight ``w_ij`` (by default ``D^-1/2 A D^-1/2``) multiplies the
-    attention after the softmax, as DGL's ``GATConv`` does with ``edge_weight``, which damps messages
-    between high-degree nodes like GCN; the last layer concatenates heads instead of averaging them, so the
+    Differences from the paper: an edge weight ``w_ij`` passed to ``forward`` (or the graph's
+    ``D^-1/2 A D^-1/2`` with ``use_edge_weight=True``) multiplies the attention after the softmax, as DGL's
+    ``GATConv`` does with ``edge_weight``; by default no weight is used (``w_ij = 1``, the paper), because the
+    softmax already normalises and a second normalisation shrinks every message towards zero; the last layer concatenates heads instead of averaging them, so the
     output keeps ``dim``; with ``residual`` each layer adds its input (identity, as in-size = out-size), so
     nodes without in-edges keep their features instead of only the bias.
 
@@ -41,6 +42,7 @@ class GAT(GNNStack):
         attn_dropout: dropout on attention coefficients, in [0, 1).
         residual: add each layer's input to its output.
         negative_slope: LeakyReLU slope of the attention logits, finite and >= 0.
+        use_edge_weight: use the graph's ``edata["w"]`` when ``forward`` gets no ``edge_weight``.
     """
 
     def __init__(
@@ -52,9 +54,11 @@ class GAT(GNNStack):
         attn_dropout: float = 0.0,
         residual: bool = True,
         negative_slope: float = 0.2,
+        use_edge_weight: bool = False,
     ) -> None:
         super().__init__(dim, num_layers)
         self.num_heads = check_positive_int("num_heads", num_heads)
+        self.use_edge_weight = bool(use_edge_weight)
         if dim % num_heads != 0:
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
         self.dropout = check_probability("dropout", dropout)
@@ -85,6 +89,9 @@ class GAT(GNNStack):
         self, graph: dgl.DGLGraph, feat: torch.Tensor, edge_weight: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Apply the K attention layers; ``feat`` (N, D) -> (N, D)."""
+        if edge_weight is None and not self.use_edge_weight:
+            # attention alone (the paper): weight 1 on every edge (resolve_edge_weight still checks feat)
+            edge_weight = torch.ones(graph.num_edges(), dtype=feat.dtype, device=feat.device)
         weight = self.resolve_edge_weight(graph, feat, edge_weight)
         h = feat
         for k, conv in enumerate(self.convs):
@@ -97,5 +104,6 @@ class GAT(GNNStack):
     def extra_repr(self) -> str:
         return (
             f"dim={self.dim}, num_layers={self.num_layers}, num_heads={self.num_heads}, dropout={self.dropout}, "
-            f"attn_dropout={self.attn_dropout}, residual={self.residual}, negative_slope={self.negative_slope}"
+            f"attn_dropout={self.attn_dropout}, residual={self.residual}, negative_slope={self.negative_slope}, "
+            f"use_edge_weight={self.use_edge_weight}"
         )
