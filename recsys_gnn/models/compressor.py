@@ -32,6 +32,9 @@ class GNNCompressor(GraphRecommender):
         item_id: add a learned item-id embedding to the projected text (hurts cold items; off by default).
         dropout: dropout on the projected inputs.
         weight_decay_emb: L2 weight on the batch's input embeddings (LightGCN-style), 0 disables.
+        cold_dropout: during training, the fraction of items whose graph edges are dropped at each step, so
+            that those items are represented by their text alone, as new items are at serving time
+            (DropoutNet-style cold-start simulation; Volkovs et al., NeurIPS 2017). 0 disables.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class GNNCompressor(GraphRecommender):
         item_id: bool = False,
         dropout: float = 0.0,
         weight_decay_emb: float = 0.0,
+        cold_dropout: float = 0.0,
         gnn: Callable[..., nn.Module] | None = None,
     ) -> None:
         super().__init__()
@@ -59,6 +63,9 @@ class GNNCompressor(GraphRecommender):
         self.n_users, self.n_items, self.dim = data.n_users, data.n_items, dim
         self.user_init = user_init
         self.weight_decay_emb = weight_decay_emb
+        if not 0.0 <= cold_dropout < 1.0:
+            raise ValueError(f"cold_dropout must be in [0, 1), got {cold_dropout}")
+        self.cold_dropout = float(cold_dropout)
         text = torch.as_tensor(context.item_text_emb, dtype=torch.float32)  # (I, H)
         self.register_buffer("item_text", text, persistent=False)
         self.register_buffer("user_mean", context.train_matrix(), persistent=False)  # sparse (U, I)
@@ -91,12 +98,27 @@ class GNNCompressor(GraphRecommender):
             users = torch.sparse.mm(self.user_mean, items)  # (U, D)
         return self.dropout(users), self.dropout(items)
 
+    def edge_weight(self) -> Tensor | None:
+        """Edge weights for this step: None (the GNN's own default) unless items are cold-dropped in training."""
+        if not (self.training and self.cold_dropout > 0):
+            return None
+        dropped = torch.rand(self.n_items, device=self.item_text.device) < self.cold_dropout  # (I,)
+        if self.has_user_nodes:
+            dropped = torch.cat([torch.zeros(self.n_users, dtype=torch.bool, device=dropped.device), dropped])
+        src, dst = self.graph.edges()
+        # Self loops of dropped items stay: only messages from other nodes are removed.
+        keep = ~((dropped[src] | dropped[dst]) & (src != dst))  # (E,)
+        uses_norm = getattr(self.gnn, "use_edge_weight", True)
+        base = self.graph.edata["w"] if uses_norm else torch.ones_like(self.graph.edata["w"])
+        return base * keep.to(base.dtype)
+
     def embed(self) -> tuple[Tensor, Tensor]:
         users, items = self.inputs()
+        weight = self.edge_weight()
         if self.has_user_nodes:
-            out = self.gnn(self.graph, torch.cat([users, items], 0))  # (U + I, D)
+            out = self.gnn(self.graph, torch.cat([users, items], 0), weight)  # (U + I, D)
             return out[: self.n_users], out[self.n_users :]
-        items = self.gnn(self.graph, items)  # (I, D)
+        items = self.gnn(self.graph, items, weight)  # (I, D)
         from_items = torch.sparse.mm(self.user_mean, items)  # (U, D)
         return (from_items + users if self.user_emb is not None else from_items), items
 
@@ -108,4 +130,7 @@ class GNNCompressor(GraphRecommender):
         )
 
     def extra_repr(self) -> str:
-        return f"users={self.n_users}, items={self.n_items}, dim={self.dim}, user_init={self.user_init}"
+        return (
+            f"users={self.n_users}, items={self.n_items}, dim={self.dim}, user_init={self.user_init}, "
+            f"cold_dropout={self.cold_dropout}"
+        )

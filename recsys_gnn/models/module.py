@@ -22,9 +22,11 @@ class RecModule(pl.LightningModule):
     """Trains a recommender on BPR/BCE batches and evaluates it by full ranking over all items.
 
     Metric keys are ``{stage}/{metric}@{k}`` (``val/ndcg@10``). With ``split=cold_items`` the test also reports
-    ``test_cold/...`` (targets restricted to cold items) and ``test_warm/...``; with ``split=cold_users``,
-    ``test_cold_users/...`` and ``test_warm_users/...``. Ranking always covers the whole catalogue, with the
-    user's known items (train, + val at test, + the cold user's given history) masked.
+    ``test_cold/...`` (targets restricted to cold items, ranked against the whole catalogue), ``test_warm/...``,
+    and ``test_cold_only/...`` / ``test_warm_only/...`` (ranked within that subset of items only, as for a
+    catalogue of new items); with ``split=cold_users``, ``test_cold_users/...`` and ``test_warm_users/...``.
+    Otherwise ranking covers the whole catalogue, with the user's known items (train, + val at test, + the cold
+    user's given history) masked.
 
     Args:
         model: the recommender.
@@ -71,6 +73,8 @@ class RecModule(pl.LightningModule):
             self.metrics[stage] = FullRankingMetric(ks=self.ks, num_items=self.n_items)
             for name in (*self.item_subsets, *self.user_subsets):
                 self.metrics[f"{stage}_{name}"] = FullRankingMetric(ks=self.ks, num_items=self.n_items)
+            for name in self.item_subsets:
+                self.metrics[f"{stage}_{name}_only"] = FullRankingMetric(ks=self.ks, num_items=self.n_items)
         self._cache: tuple[Tensor, Tensor] | None = None
         self.impression_results: dict[str, float] = {}
 
@@ -105,7 +109,10 @@ class RecModule(pl.LightningModule):
         scores = self.model.score(users, self._cache)  # (B, I)
         self.metrics[stage].update(scores, targets, mask)
         for name, subset in self.item_subsets.items():
-            self.metrics[f"{stage}_{name}"].update(scores, targets & subset.to(targets.device), mask)
+            subset = subset.to(targets.device)
+            self.metrics[f"{stage}_{name}"].update(scores, targets & subset, mask)
+            # Ranking within the subset only (e.g. a catalogue of new items): the other items are masked.
+            self.metrics[f"{stage}_{name}_only"].update(scores, targets & subset, mask | ~subset)
         for name, subset in self.user_subsets.items():
             rows = subset.to(users.device)[users]
             if rows.any():

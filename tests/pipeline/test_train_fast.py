@@ -36,6 +36,7 @@ def test_fast_dev_run_splits(tiny_env: Path, make_cfg, split: str) -> None:
     metrics = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     if split == "cold_items":
         assert "test_cold/ndcg@10" in metrics and "test_warm/ndcg@10" in metrics
+        assert "test_cold_only/ndcg@10" in metrics and "test_warm_only/ndcg@10" in metrics
     if split == "cold_users":
         assert "test_cold_users/ndcg@10" in metrics
 
