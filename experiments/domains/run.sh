@@ -10,4 +10,4 @@ $PY run.py -m domain=${DOMAINS:-video,music,ecommerce,news} graph=user_item,item
   trainer.max_epochs=${EPOCHS:-2} logger=csv compress.evaluate=[int8] hydra.sweep.dir=$SWEEP \
   'hydra.sweep.subdir=${hydra.job.override_dirname}'
 $PY -m recsys_gnn.aggregate $SWEEP --out experiments/domains --by dataset.name,graph._target_ \
-  --metrics test/ndcg@10,test/recall@20,val/ndcg@10,fit/epochs
+  --metrics test/ndcg@10,test/recall@20,val/ndcg@10,test_impressions/auc,test_impressions/mrr,test_impressions/ndcg@10,fit/epochs

@@ -295,6 +295,19 @@ class EpochTimer(pl.Callback):
         self.steps.append(trainer.global_step - self._step0)
 
 
+class InterleavedReference(pl.Callback):
+    """Run one epoch of a reference model (e.g. RecBole's LightGCN) after each of ours, outside our timing.
+
+    Put it after :class:`EpochTimer` in the callback list, so our epoch's clock has stopped when it runs.
+    """
+
+    def __init__(self, reference: Any) -> None:
+        self.reference = reference
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.reference.train_epoch()
+
+
 @dataclass
 class Trained:
     """A model trained by :func:`bench_training`, kept for evaluation and serving."""
@@ -330,13 +343,14 @@ def quiet_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
 
 
 def bench_training(
-    settings: BenchSettings, dataset: str, data: InteractionData, spec: str
+    settings: BenchSettings, dataset: str, data: InteractionData, spec: str, reference: Any | None = None
 ) -> tuple[list[Record], Trained]:
     """Time training epochs of ``spec`` with a Lightning callback around each epoch (validation off).
 
     The model is built as the pipeline builds it (graph construction included in the setup time); the
     Trainer is ``cfg.trainer`` with ``limit_val_batches=0``. The first ``warmup_epochs`` are not counted.
-    ``lightgcn_id`` trains ``quality_epochs`` epochs in all when that is larger.
+    ``lightgcn_id`` trains ``quality_epochs`` epochs in all when that is larger. A ``reference`` (with a
+    ``train_epoch()`` method) trains one epoch after each of ours, so both are timed under the same load.
     """
     cfg = compose_cfg(settings, dataset, model_overrides(spec, settings.lightgcn_layers))
     pl.seed_everything(cfg.seed, workers=True)
@@ -346,7 +360,10 @@ def bench_training(
     if spec == "lightgcn_id":
         epochs = max(epochs, settings.quality_epochs)
     timer = EpochTimer()
-    trainer = quiet_trainer(cfg, callbacks=[timer], max_epochs=epochs, limit_val_batches=0)
+    callbacks: list[pl.Callback] = [timer]
+    if reference is not None:
+        callbacks.append(InterleavedReference(reference))
+    trainer = quiet_trainer(cfg, callbacks=callbacks, max_epochs=epochs, limit_val_batches=0)
     with measure_phase() as st:
         trainer.fit(module, datamodule=datamodule)
     timed = timer.times[settings.warmup_epochs :] or timer.times
@@ -367,6 +384,7 @@ def bench_training(
             batch_size=int(cfg.data.batch_size),
             trainable_params=int(n_params),
             method="Lightning Trainer.fit, callback on_train_epoch_start/end, validation off",
+            interleaved_with_reference=reference is not None,
         ),
     ]
     return recs, Trained(spec, cfg, module, datamodule, len(timer.times))
@@ -594,6 +612,35 @@ def bench_eval(
         "dense_batch_mb": batch_users * n_items * (4 + 1 + 1) / 2**20,
     }
     return recs, profile
+
+
+def paired_eval(settings: BenchSettings, dataset: str, trained: Trained, reference: Any) -> list[Record]:
+    """Alternate our ``Trainer.test`` with the reference's ``evaluate()``, ``repeats`` (at most 3) times each."""
+    trainer = quiet_trainer(trained.cfg)
+    ours: list[float] = []
+    for _ in range(max(1, min(settings.repeats, 3))):
+        t0 = time.perf_counter()
+        trainer.test(trained.module, datamodule=trained.datamodule, verbose=False)
+        ours.append(time.perf_counter() - t0)
+        reference.evaluate()
+    return [
+        make_record(
+            dataset,
+            "reference",
+            f"{trained.spec}, paired with RecBole",
+            "Trainer.test, all users (s)",
+            ours,
+            "s",
+        ),
+        make_record(
+            dataset,
+            "reference",
+            "RecBole LightGCN",
+            "Trainer.evaluate, all test users (s)",
+            list(reference.eval_s),
+            "s",
+        ),
+    ]
 
 
 # -- training step breakdown -------------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from recsys_gnn.bench.machine import measure_phase
 from recsys_gnn.data.interactions import InteractionData
 
 log = logging.getLogger(__name__)
@@ -51,75 +50,87 @@ def write_atomic(data: InteractionData, root: Path, name: str) -> Path:
     return folder
 
 
-def run_recbole_lightgcn(
-    data: InteractionData,
-    work: Path,
-    *,
-    name: str,
-    epochs: int,
-    warmup_epochs: int,
-    eval_repeats: int,
-    seed: int = 2020,
-    extra_config: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Train RecBole's LightGCN ``warmup_epochs + epochs`` epochs, timing each, then time test evaluations.
+class RecBoleLightGCN:
+    """RecBole's LightGCN set up on the benchmark's split, trained and evaluated one call at a time.
 
-    Returns:
-        ``epoch_s`` (timed epochs), ``eval_s`` (``Trainer.evaluate`` on the test split, each a full ranking of
-        every test user), ``ndcg10`` / ``recall10`` of the last evaluation, the epochs trained, the settings,
-        and the resources of the training and evaluation phases.
+    The benchmark interleaves it with our own model (one RecBole epoch after each of our epochs, one RecBole
+    evaluation after each of ours), so both see the same machine load.
+
+    Args:
+        data: the split dataset.
+        work: scratch folder (atomic files, RecBole's checkpoint folder).
+        name: RecBole dataset name (file stem).
+        seed: RecBole's seed.
+        extra_config: RecBole config entries overriding its defaults.
     """
-    if not recbole_available():
-        raise ImportError("recbole is not importable; see recsys_gnn.bench.recbole_ref for how to install it")
-    _patch_scipy()
-    import torch
-    from recbole.config import Config
-    from recbole.data import create_dataset, data_preparation
-    from recbole.model.general_recommender import LightGCN
-    from recbole.trainer import Trainer
-    from recbole.utils import init_seed
 
-    threads = torch.get_num_threads()
-    write_atomic(data, work, name)
-    config = {
-        "data_path": str(work),
-        "benchmark_filename": ["train", "valid", "test"],
-        "load_col": {"inter": ["user_id", "item_id"]},
-        "use_gpu": False,
-        "device": "cpu",
-        "seed": seed,
-        "epochs": epochs + warmup_epochs,
-        "metrics": ["NDCG", "Recall"],
-        "topk": [10],
-        "valid_metric": "NDCG@10",
-        "show_progress": False,
-        "checkpoint_dir": str(work / "saved"),
-        "state": "WARNING",
-        **(extra_config or {}),
-    }
-    cfg = Config(model="LightGCN", dataset=name, config_dict=config)
-    init_seed(cfg["seed"], cfg["reproducibility"])
-    torch.set_num_threads(threads)  # RecBole's init may change it; keep the benchmark's setting
-    dataset = create_dataset(cfg)
-    train, _valid, test = data_preparation(cfg, dataset)
-    model = LightGCN(cfg, train.dataset)
-    trainer = Trainer(cfg, model)
-    times: list[float] = []
-    with measure_phase() as train_stats:
-        for epoch in range(epochs + warmup_epochs):
-            t0 = time.perf_counter()
-            trainer._train_epoch(train, epoch, show_progress=False)  # what Trainer.fit runs per epoch
-            times.append(time.perf_counter() - t0)
-    evals: list[float] = []
-    result: dict[str, float] = {}
-    with measure_phase() as eval_stats:
-        for _ in range(eval_repeats):
-            t0 = time.perf_counter()
-            result = dict(trainer.evaluate(test, load_best_model=False, show_progress=False))
-            evals.append(time.perf_counter() - t0)
-    settings = {
-        key: cfg[key]
-        for key in (
+    def __init__(
+        self,
+        data: InteractionData,
+        work: Path,
+        *,
+        name: str,
+        seed: int = 2020,
+        extra_config: dict[str, Any] | None = None,
+    ) -> None:
+        if not recbole_available():
+            raise ImportError(
+                "recbole is not importable; see recsys_gnn.bench.recbole_ref for how to install it"
+            )
+        _patch_scipy()
+        import torch
+        from recbole.config import Config
+        from recbole.data import create_dataset, data_preparation
+        from recbole.model.general_recommender import LightGCN
+        from recbole.trainer import Trainer
+        from recbole.utils import init_seed
+
+        threads = torch.get_num_threads()
+        write_atomic(data, work, name)
+        config = {
+            "data_path": str(work),
+            "benchmark_filename": ["train", "valid", "test"],
+            "load_col": {"inter": ["user_id", "item_id"]},
+            "use_gpu": False,
+            "device": "cpu",
+            "seed": seed,
+            "metrics": ["NDCG", "Recall"],
+            "topk": [10],
+            "valid_metric": "NDCG@10",
+            "show_progress": False,
+            "checkpoint_dir": str(work / "saved"),
+            "state": "WARNING",
+            **(extra_config or {}),
+        }
+        self.cfg = Config(model="LightGCN", dataset=name, config_dict=config)
+        init_seed(self.cfg["seed"], self.cfg["reproducibility"])
+        torch.set_num_threads(threads)  # RecBole's set-up may change it; keep the benchmark's setting
+        dataset = create_dataset(self.cfg)
+        self.train_data, _valid, self.test_data = data_preparation(self.cfg, dataset)
+        self.trainer = Trainer(self.cfg, LightGCN(self.cfg, self.train_data.dataset))
+        self.epoch_s: list[float] = []
+        self.eval_s: list[float] = []
+        self.result: dict[str, float] = {}
+        self.n_test_users = int(len(np.unique(np.asarray(data.test)[:, 0])))
+
+    def train_epoch(self) -> float:
+        """Train one epoch (what ``Trainer.fit`` runs per epoch); its wall seconds."""
+        t0 = time.perf_counter()
+        self.trainer._train_epoch(self.train_data, len(self.epoch_s), show_progress=False)
+        self.epoch_s.append(time.perf_counter() - t0)
+        return self.epoch_s[-1]
+
+    def evaluate(self) -> float:
+        """Full-ranking evaluation of every test user (``Trainer.evaluate``); its wall seconds."""
+        t0 = time.perf_counter()
+        self.result = dict(self.trainer.evaluate(self.test_data, load_best_model=False, show_progress=False))
+        self.eval_s.append(time.perf_counter() - t0)
+        return self.eval_s[-1]
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The RecBole settings that matter for the comparison."""
+        keys = (
             "embedding_size",
             "n_layers",
             "reg_weight",
@@ -127,22 +138,19 @@ def run_recbole_lightgcn(
             "train_batch_size",
             "eval_batch_size",
         )
-    }
-    return {
-        "epoch_s": times[warmup_epochs:] or times,
-        "eval_s": evals,
-        "ndcg10": float(result.get("ndcg@10", float("nan"))),
-        "recall10": float(result.get("recall@10", float("nan"))),
-        "epochs_trained": len(times),
-        "n_test_users": int(len(np.unique(np.asarray(data.test)[:, 0]))),
-        "settings": settings,
-        "train_stats": train_stats,
-        "eval_stats": eval_stats,
-        "recbole_version": _version(),
-    }
+        return {key: self.cfg[key] for key in keys}
 
+    def summary(self, warmup_epochs: int) -> dict[str, Any]:
+        """Timed epochs (after ``warmup_epochs``), evaluations, last NDCG@10/Recall@10 and settings."""
+        import recbole
 
-def _version() -> str:
-    import recbole
-
-    return str(getattr(recbole, "__version__", "unknown"))
+        return {
+            "epoch_s": self.epoch_s[warmup_epochs:] or self.epoch_s,
+            "eval_s": self.eval_s,
+            "ndcg10": float(self.result.get("ndcg@10", float("nan"))),
+            "recall10": float(self.result.get("recall@10", float("nan"))),
+            "epochs_trained": len(self.epoch_s),
+            "n_test_users": self.n_test_users,
+            "settings": self.settings,
+            "recbole_version": str(getattr(recbole, "__version__", "unknown")),
+        }
