@@ -15,6 +15,7 @@ from recsys_gnn.compress.quantize import Quantizer
 from recsys_gnn.compress.report import compression_report, measure_latency, report_row, write_report
 from recsys_gnn.data.interactions import InteractionData
 from recsys_gnn.eval.ranking import evaluate_full_ranking
+from recsys_gnn.models.distill import teacher_tables
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,7 @@ def run_compression_report(
     teacher = None
     if context is not None and getattr(context, "encoder", None) is not None:
         teacher = TEACHER
-        t_items = F.normalize(torch.as_tensor(context.item_text_emb, dtype=torch.float32), dim=-1)
-        t_users = F.normalize(torch.sparse.mm(context.train_matrix(), t_items), dim=-1)
+        t_users, t_items = teacher_tables(context, TEACHER)
         if data.test_history is not None and len(data.test_history):
             hist = torch.as_tensor(data.test_history, dtype=torch.long)
             summed = torch.zeros_like(t_users).index_add_(0, hist[:, 0], t_items[hist[:, 1]])
@@ -103,34 +103,25 @@ def run_compression_report(
         )
         t_metrics = {f"test/{k}": v for k, v in res.items()}
         tables = {"user_emb": t_users, "item_emb": t_items}
-        latency = measure_latency(lambda u: t_users[u] @ t_items.T, data.n_users, repeats=repeats)
-        rows.append(
-            report_row(
-                TEACHER,
-                serve_tensors=tables,
-                n_items=n_items,
-                train_params=0,
-                lm_at_serving=False,
-                metrics=t_metrics,
-                latency=latency,
-                quantization="fp32",
-                dim=int(t_items.shape[1]),
-            )
-        )
+        common = {
+            "n_items": n_items,
+            "train_params": 0,
+            "metrics": t_metrics,
+            "latency": measure_latency(lambda u: t_users[u] @ t_items.T, data.n_users, repeats=repeats),
+            "quantization": "fp32",
+            "dim": int(t_items.shape[1]),
+        }
+        rows.append(report_row(TEACHER, serve_tensors=tables, lm_at_serving=False, **common))
         encoder_weights = context.encoder.weights() if hasattr(context.encoder, "weights") else None
         if encoder_weights:
+            lm = {f"lm.{k}": v for k, v in encoder_weights.items()}
             rows.append(
                 report_row(
                     f"{TEACHER} + LM for new items",
-                    serve_tensors={**tables, **{f"lm.{k}": v for k, v in encoder_weights.items()}},
+                    serve_tensors={**tables, **lm},
                     item_keys=["item_emb"],
-                    n_items=n_items,
-                    train_params=0,
                     lm_at_serving=True,
-                    metrics=t_metrics,
-                    latency=latency,
-                    quantization="fp32",
-                    dim=int(t_items.shape[1]),
+                    **common,
                 )
             )
     notes = [

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from recsys_gnn.models.base import Batch, GraphRecommender
 from recsys_gnn.models.context import ModelContext
-from recsys_gnn.models.losses import l2_reg
+from recsys_gnn.models.losses import batch_embedding_l2
 
 USER_INITS = ("items", "id")
 
@@ -123,11 +123,7 @@ class GNNCompressor(GraphRecommender):
         return (from_items + users if self.user_emb is not None else from_items), items
 
     def regularization(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> Tensor:
-        if self.weight_decay_emb <= 0:
-            return user_emb.new_zeros(())
-        return self.weight_decay_emb * l2_reg(
-            user_emb[batch["user"]], item_emb[batch["pos"]], item_emb[batch["neg"]].flatten(0, 1)
-        )
+        return batch_embedding_l2(self.weight_decay_emb, batch, user_emb, item_emb)
 
     def extra_repr(self) -> str:
         return (

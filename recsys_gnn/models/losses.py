@@ -23,3 +23,12 @@ def l2_reg(*tensors: Tensor) -> Tensor:
     """``sum ||t||^2 / 2`` averaged over the batch dimension of the first tensor (LightGCN's regulariser)."""
     b = tensors[0].shape[0]
     return sum(t.pow(2).sum() for t in tensors) / (2 * b)
+
+
+def batch_embedding_l2(weight: float, batch: dict[str, Tensor], user_emb: Tensor, item_emb: Tensor) -> Tensor:
+    """``weight * l2_reg`` of the batch's user, positive and negative rows of ``(U, D)``/``(I, D)`` tables."""
+    if weight <= 0:
+        return user_emb.new_zeros(())
+    return weight * l2_reg(
+        user_emb[batch["user"]], item_emb[batch["pos"]], item_emb[batch["neg"]].flatten(0, 1)
+    )

@@ -21,7 +21,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--index", choices=INDEXES, default="brute", help="top-K search: exact torch.topk or faiss"
     )
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads per request (default 1: one-user top-k is fastest single-threaded, "
+        "see experiments/bench; 0 keeps torch's default)",
+    )
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     return p
 
@@ -36,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from recsys_gnn.serve.app import create_app
     from recsys_gnn.serve.artifact import Artifact
 
-    if args.threads is not None:
+    if args.threads:
         torch.set_num_threads(args.threads)
     try:
         artifact = Artifact.load(args.artifact, index=args.index)

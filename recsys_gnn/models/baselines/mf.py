@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from recsys_gnn.models.base import Batch, Recommender
 from recsys_gnn.models.context import ModelContext
-from recsys_gnn.models.losses import l2_reg
+from recsys_gnn.models.losses import batch_embedding_l2
 
 
 def _is_finite_real(value: object) -> bool:
@@ -67,11 +67,7 @@ class MatrixFactorization(Recommender):
         return self.user_emb.weight, self.item_emb.weight
 
     def regularization(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> Tensor:
-        if self.weight_decay_emb <= 0:
-            return user_emb.new_zeros(())
-        return self.weight_decay_emb * l2_reg(
-            user_emb[batch["user"]], item_emb[batch["pos"]], item_emb[batch["neg"]].flatten(0, 1)
-        )
+        return batch_embedding_l2(self.weight_decay_emb, batch, user_emb, item_emb)
 
     def extra_repr(self) -> str:
         return f"users={self.n_users}, items={self.n_items}, dim={self.dim}"
