@@ -199,17 +199,13 @@ def train(cfg: DictConfig) -> float | None:
         user_emb, item_emb = module.model.embed()
     save_tables(out / "tables", user_emb, item_emb, data)
     schemes = list(cfg.compress.get("evaluate") or [])
-    if schemes and cfg.get("test", True) and not fast:
-        hist = (
-            torch.as_tensor(data.test_history)
-            if data.test_history is not None
-            else torch.zeros((0, 2), dtype=torch.long)
-        )
-        u_test, i_test = module.model.fold_in((user_emb, item_emb), hist.long(), data.n_users)
+    tested = cfg.get("test", True) and not fast
+    if tested:
+        # The test-time tables: cold users represented from their given history, as in RecModule's test.
+        u_test, i_test = module.model.fold_in((user_emb, item_emb), module.histories["test"], data.n_users)
+    if schemes and tested:
         metrics.update(evaluate_quantized(u_test, i_test, data, schemes=schemes, ks=list(cfg.module.ks)))
-    if cfg.compress.get("report", True) and cfg.get("test", True) and not fast:
-        hist = torch.as_tensor(data.test_history) if data.test_history is not None else torch.zeros((0, 2))
-        u_test, i_test = module.model.fold_in((user_emb, item_emb), hist.long(), data.n_users)
+    if cfg.compress.get("report", True) and tested:
         report = run_compression_report(
             out,
             cfg.model._target_.rsplit(".", 1)[-1],
