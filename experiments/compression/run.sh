@@ -1,16 +1,39 @@
 #!/usr/bin/env bash
-# Study "compression": quality vs. size. GCN compressor at 8-128 dims (64 is the default); every run also ranks
-# with its fp16/int8/binary tables (test_<scheme>/...) and writes compression.md with the frozen-LM teacher.
-#   bash experiments/compression/run.sh               # video, seed 2024, dims 8,16,32,64,128
-#   DOMAINS=music EPOCHS=8 DIMS=8,16,32,128 SWEEP=logs/studies/compression/music bash experiments/compression/run.sh
-#   (the published table: video dims 8,16,32,128 at 20 epochs + this music line; 64-d rows are in experiments/main)
+# Study "compression" (issue #4's table and the quality-vs-bytes curve), one command per dataset list:
+#   bash experiments/compression/run.sh                          # video (20 epochs) and music (8 epochs), seed 2024
+#   DOMAINS=video SEEDS=1,2,3 bash experiments/compression/run.sh
+# Per domain, on the same data module, split and evaluator (split=auto: per-user random 8:1:1, full ranking):
+#   baselines: pop, mf (BPR), lightgcn_id, lm_content (frozen LM teacher), lm_finetune (last LM block trained,
+#              two-tower, in-batch negatives, lr 1e-4, LMFT_EPOCHS epochs, 32 tokens per item);
+#   the GCN compressor at DIMS (compress.dim), each ranked from fp32/fp16/int8/binary tables (test_<scheme>/...);
+#   a distilled student (DISTILL_DIM-d) trained with BPR + listwise distillation from the 64-d compressor.
+# Then one table (experiments/compression/report.md) with every model x precision and the compression report's
+# columns (train/serve params, serve bytes, bytes/item, LM at serving, latency re-measured for every row one after
+# another at 1 CPU thread, quality, % of the LM teacher's NDCG@10), plus the per-dim summary and plots.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 SEEDS=${SEEDS:-2024}
-EPOCHS=${EPOCHS:-20}
+DIMS=${DIMS:-8,16,32,64,128}
+DISTILL_DIM=${DISTILL_DIM:-16}
+LMFT_EPOCHS=${LMFT_EPOCHS:-3}
 SWEEP=${SWEEP:-logs/studies/compression}
-$PY run.py -m domain=${DOMAINS:-video} compress.dim=${DIMS:-8,16,32,64,128} seed=$SEEDS trainer.max_epochs=$EPOCHS \
-  logger=csv hydra.sweep.dir=$SWEEP 'hydra.sweep.subdir=${hydra.job.override_dirname}'
-$PY -m recsys_gnn.aggregate ${AGGREGATE:-logs/studies/compression} --out experiments/compression --by dataset.name,compress.dim \
-  --metrics test/ndcg@10,test_fp16/ndcg@10,test_int8/ndcg@10,test_binary/ndcg@10,test/recall@10
+for domain in ${DOMAINS:-video music}; do
+  case $domain in music) epochs=${EPOCHS:-8} ;; *) epochs=${EPOCHS:-20} ;; esac
+  common="domain=$domain trainer.max_epochs=$epochs logger=csv"
+  $PY run.py -m $common model=pop,mf,lightgcn_id,lm_content '~gnn' '~graph' seed=$SEEDS \
+    hydra.sweep.dir=$SWEEP/$domain/baselines 'hydra.sweep.subdir=${model._target_}_seed${seed}'
+  $PY run.py -m domain=$domain logger=csv model=lm_finetune '~gnn' '~graph' seed=$SEEDS optimizer.lr=1e-4 \
+    trainer.max_epochs=$LMFT_EPOCHS hydra.sweep.dir=$SWEEP/$domain/baselines \
+    'hydra.sweep.subdir=${model._target_}_seed${seed}'
+  $PY run.py -m $common compress.dim=$DIMS seed=$SEEDS hydra.sweep.dir=$SWEEP/$domain/compressor \
+    'hydra.sweep.subdir=dim${compress.dim}_seed${seed}'
+  for seed in ${SEEDS//,/ }; do
+    $PY run.py $common model=distill compress.dim=$DISTILL_DIM seed=$seed \
+      model.teacher=$SWEEP/$domain/compressor/dim64_seed$seed \
+      hydra.run.dir=$SWEEP/$domain/distill/dim${DISTILL_DIM}_seed$seed
+  done
+done
+[ -n "${NO_AGGREGATE:-}" ] || $PY -m recsys_gnn.compress.table $SWEEP --out experiments/compression --threads 1
+[ -n "${NO_AGGREGATE:-}" ] || $PY -m recsys_gnn.aggregate $SWEEP --out experiments/compression --by dataset.name,model._target_,compress.dim \
+  --metrics test/ndcg@10,test/recall@10,test_fp16/ndcg@10,test_int8/ndcg@10,test_binary/ndcg@10,fit/seconds
