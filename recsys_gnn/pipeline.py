@@ -13,7 +13,7 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recsys_gnn.compress.evaluate import evaluate_quantized
 from recsys_gnn.compress.run_report import report_scalars, run_compression_report
@@ -83,6 +83,61 @@ def _instantiate_dict(cfg: DictConfig | None) -> list[Any]:
     if not cfg:
         return []
     return [hydra.utils.instantiate(c) for c in cfg.values() if c is not None and "_target_" in c]
+
+
+def _choice(cfg: DictConfig, choices: dict[str, Any], group: str) -> str | None:
+    """The option chosen for config ``group``: Hydra's runtime choice, else the module of its ``_target_``
+    (``recsys_gnn.models.gnn.gat.GAT`` -> ``gat``, the naming rule config options follow)."""
+    if choices.get(group):
+        return str(choices[group])
+    node = cfg.get(group)
+    if isinstance(node, DictConfig) and node.get("_target_"):
+        parts = str(node._target_).rsplit(".", 2)
+        return parts[-2] if len(parts) > 1 else parts[0]
+    return None
+
+
+def wandb_identity(cfg: DictConfig) -> tuple[str, list[str]]:
+    """W&B group and tags of a job.
+
+    Group: ``wandb_group`` when set, else the sweep folder under ``-m`` (every job of a sweep together), else
+    ``task_name``. Tags: the config's ``tags`` plus ``domain=``, ``dataset=``, ``model=``, ``graph=``, ``gnn=``,
+    ``encoder=``, ``compress=`` (precision and dim) for the options this job used.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    choices: dict[str, Any] = {}
+    group = cfg.get("wandb_group")
+    if HydraConfig.initialized():
+        hc = HydraConfig.get()
+        choices = dict(hc.runtime.choices)
+        if group is None and hc.mode == RunMode.MULTIRUN:
+            group = str(hc.sweep.dir)
+    group = str(group or cfg.get("task_name") or "train")
+    tags = [str(t) for t in cfg.get("tags") or []]
+    if cfg.get("domain"):
+        tags.append(f"domain={cfg.domain}")
+    if cfg.get("dataset") and cfg.dataset.get("name"):
+        tags.append(f"dataset={cfg.dataset.name}")
+    for name in ("model", "graph", "gnn", "encoder"):
+        option = _choice(cfg, choices, name)
+        if option:
+            tags.append(f"{name}={option}")
+    if cfg.get("compress"):
+        tags.append(f"compress={cfg.compress.get('name', 'fp32')}-{cfg.compress.get('dim')}d")
+    return group, list(dict.fromkeys(tags))
+
+
+def instantiate_loggers(cfg: DictConfig) -> list[Any]:
+    """The ``logger`` group's loggers; a W&B logger gets :func:`wandb_identity`'s group and tags."""
+    group_cfg = cfg.get("logger")
+    if group_cfg and group_cfg.get("wandb") is not None:
+        group, tags = wandb_identity(cfg)
+        with open_dict(group_cfg.wandb):
+            group_cfg.wandb.group = group
+            group_cfg.wandb.tags = tags
+    return _instantiate_dict(group_cfg)
 
 
 def git_commit() -> str | None:
@@ -168,7 +223,7 @@ def train(cfg: DictConfig) -> float | None:
     scheduler = hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     module = RecModule(model, data, optimizer=optimizer, scheduler=scheduler, **cfg.module)
 
-    loggers = _instantiate_dict(cfg.get("logger"))
+    loggers = instantiate_loggers(cfg)
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainable = bool(getattr(model, "trainable", True))

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from types import SimpleNamespace
 
 import hydra
@@ -196,8 +197,13 @@ def _wandb_records(path: Path) -> Iterator[bytes]:
             yield pending + chunk
 
 
-def _wandb_summary_and_history(path: Path, wait_s: float = 60.0) -> tuple[dict[str, float], set[str]]:
-    """Summary values and history keys of a finished run (waits for wandb-core to write the ``exit`` record)."""
+def _wandb_summary_and_history(
+    path: Path, wait_s: float = 60.0, run_info: dict[str, Any] | None = None
+) -> tuple[dict[str, float], set[str]]:
+    """Summary values and history keys of a finished run (waits for wandb-core to write the ``exit`` record).
+
+    ``run_info``, when given, receives the run record's ``group`` and ``tags``.
+    """
     from wandb.proto import wandb_internal_pb2 as pb
 
     deadline = time.monotonic() + wait_s
@@ -209,6 +215,8 @@ def _wandb_summary_and_history(path: Path, wait_s: float = 60.0) -> tuple[dict[s
             record = pb.Record()
             record.ParseFromString(raw)
             kind = record.WhichOneof("record_type")
+            if kind == "run" and run_info is not None:
+                run_info.update(group=record.run.run_group, tags=list(record.run.tags))
             if kind == "history":
                 history |= {item.key or "/".join(item.nested_key) for item in record.history.item}
             elif kind == "summary":
@@ -232,7 +240,11 @@ def test_wandb_offline_run_holds_the_metrics(tiny_env: Path, make_cfg) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     runs = sorted((out / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1, "expected one offline W&B run inside the run folder"
-    summary, history = _wandb_summary_and_history(runs[0])
+    run_info: dict[str, Any] = {}
+    summary, history = _wandb_summary_and_history(runs[0], run_info=run_info)
+    assert run_info["group"] == "train"  # a single run: task_name
+    for tag in ("domain=video", "dataset=ml-latest-small", "gnn=gcn", "graph=user_item", "compress=fp32-16d"):
+        assert tag in run_info["tags"], run_info["tags"]
     for key in ("val/ndcg@10", "test/ndcg@10"):
         assert key in history
         assert summary[key] == pytest.approx(metrics[key], rel=1e-6)

@@ -90,13 +90,6 @@ def make_optimizer(rc: DictConfig) -> Callable[..., torch.optim.Optimizer]:
     raise ConfigError(f"rating.optimizer must be 'adam' or 'sgd'; got {name!r}")
 
 
-def _instantiate_loggers(cfg: DictConfig) -> list[Any]:
-    group = cfg.get("logger")
-    if not group:
-        return []
-    return [hydra.utils.instantiate(c) for c in group.values() if c is not None and "_target_" in c]
-
-
 def _protocol(cfg: DictConfig, data: InteractionData) -> dict[str, Any]:
     rc = cfg.rating
     reader = cfg.dataset.get("reader") or {}
@@ -181,7 +174,7 @@ def run_rating(cfg: DictConfig) -> float:
     optimizer = make_optimizer(rc)
     module = RatingModule(model, optimizer=optimizer)
 
-    loggers = _instantiate_loggers(cfg)
+    loggers = pipeline.instantiate_loggers(cfg)
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     callbacks: list[pl.Callback] = []
