@@ -3,11 +3,12 @@
 # interactions are validation, half test. test_cold/* counts only cold items as targets and ranks them against
 # the whole catalogue; test_cold_only/* ranks within the cold items only (a catalogue of new items); test_warm/*
 # the others. The compressor runs on the user-item and hybrid (user-item + text kNN) graphs, and with
-# model.cold_dropout=0.3 (30% of items trained from text alone each step). At most EPOCHS epochs (default 20).
+# model.cold_dropout=0.3 (30% of items trained from text alone each step). At most EPOCHS epochs (default 20),
+# seeds SEEDS (default 1,2,3; the seed also draws the cold items).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
-SEEDS=${SEEDS:-2024}
+SEEDS=${SEEDS:-1,2,3}
 EPOCHS=${EPOCHS:-20}
 SWEEP=${SWEEP:-logs/studies/cold_start}
 for domain in ${DOMAINS:-video music}; do
@@ -18,6 +19,6 @@ for domain in ${DOMAINS:-video music}; do
     seed=$SEEDS trainer.max_epochs=$EPOCHS logger=csv hydra.sweep.dir=$SWEEP/$domain/compressor \
     'hydra.sweep.subdir=${hydra.job.override_dirname}'
 done
-$PY -m recsys_gnn.aggregate $SWEEP --out experiments/cold_start \
+[ -n "${NO_AGGREGATE:-}" ] || $PY -m recsys_gnn.aggregate $SWEEP --out experiments/cold_start \
   --by dataset.name,model._target_,graph._target_,model.cold_dropout \
   --metrics test/ndcg@10,test_warm/ndcg@10,test_cold/ndcg@10,test_cold_only/ndcg@10,test_cold_only/recall@20

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Study "compression" (issue #4's table and the quality-vs-bytes curve), one command per dataset list:
-#   bash experiments/compression/run.sh                          # video (20 epochs) and music (8 epochs), seed 2024
-#   DOMAINS=video SEEDS=1,2,3 bash experiments/compression/run.sh
+#   bash experiments/compression/run.sh                          # video and music, seeds 1,2,3, <= 20 epochs
+#   DOMAINS=video SEEDS=1 bash experiments/compression/run.sh
 # Per domain, on the same data module, split and evaluator (split=auto: per-user random 8:1:1, full ranking):
 #   baselines: pop, mf (BPR), lightgcn_id, lm_content (frozen LM teacher), lm_finetune (last LM block trained,
 #              two-tower, in-batch negatives, lr 1e-4, LMFT_EPOCHS epochs, 32 tokens per item);
@@ -13,14 +13,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
-SEEDS=${SEEDS:-2024}
+SEEDS=${SEEDS:-1,2,3}
+EPOCHS=${EPOCHS:-20}
 DIMS=${DIMS:-8,16,32,64,128}
 DISTILL_DIM=${DISTILL_DIM:-16}
 LMFT_EPOCHS=${LMFT_EPOCHS:-3}
 SWEEP=${SWEEP:-logs/studies/compression}
 for domain in ${DOMAINS:-video music}; do
-  case $domain in music) epochs=${EPOCHS:-8} ;; *) epochs=${EPOCHS:-20} ;; esac
-  common="domain=$domain trainer.max_epochs=$epochs logger=csv"
+  common="domain=$domain trainer.max_epochs=$EPOCHS logger=csv"
   $PY run.py -m $common model=pop,mf,lightgcn_id,lm_content '~gnn' '~graph' seed=$SEEDS \
     hydra.sweep.dir=$SWEEP/$domain/baselines 'hydra.sweep.subdir=${model._target_}_seed${seed}'
   $PY run.py -m domain=$domain logger=csv model=lm_finetune '~gnn' '~graph' seed=$SEEDS optimizer.lr=1e-4 \
