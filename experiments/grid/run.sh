@@ -8,7 +8,7 @@
 #   1. the compressor: gnn=gcn,gat,lightgcn,sage x graph=user_item,item_item,item_knn,hybrid (16 cells)
 #   2. baselines pop, mf, lightgcn_id, lm_content
 # Every job logs to CSV and to a W&B offline run (grouped by sweep, tagged with domain/graph/gnn/encoder/compress).
-# The seed sets the split, the initialisation and the negatives. Aggregated (mean +- std over seeds) into
+# The seed sets the split (split=auto follows it), the initialisation and the negatives. Aggregated (mean +- std over seeds) into
 # experiments/grid/results.md with plots.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
