@@ -265,3 +265,21 @@ def test_bad_compare_run_writes_nothing(run: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "art").exists()
     with pytest.raises(ValueError, match="teacher 'lm' is none of the report rows"):
         export_run(run, out=tmp_path / "art", teacher="lm", latency_args=FAST)
+
+
+@pytest.mark.parametrize("quantization", ["fp32", "fp16", "int8", "binary"])
+def test_faiss_index_returns_what_brute_force_returns(run: Path, tmp_path: Path, quantization: str) -> None:
+    pytest.importorskip("faiss", reason="faiss-cpu is an optional extra (pip install -e '.[faiss]')")
+    out = export_run(run, out=tmp_path / quantization, quantization=quantization, latency_args=FAST)
+    brute, fast = Artifact.load(out), Artifact.load(out, index="faiss")
+
+    def same(got: list, ref: list) -> None:
+        # ties (common for binary codes) may come back in another order: compare scores, then the items per score
+        assert [r["score"] for r in got] == pytest.approx([r["score"] for r in ref], rel=1e-4, abs=1e-5)
+        if len({round(r["score"], 4) for r in ref}) == len(ref):  # no ties: the exact same order
+            assert [r["item"] for r in got] == [r["item"] for r in ref]
+
+    for u in range(N_USERS):
+        same(fast.recommend(f"u{100 + u}", k=5), brute.recommend(f"u{100 + u}", k=5))
+    same(fast.recommend_for_items(["i503", "i517"], k=5), brute.recommend_for_items(["i503", "i517"], k=5))
+    same(fast.similar("i507", k=5), brute.similar("i507", k=5))
