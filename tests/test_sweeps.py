@@ -11,8 +11,8 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from types import SimpleNamespace
+from typing import Any
 
 import hydra
 import pytest

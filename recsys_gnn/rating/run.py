@@ -20,6 +20,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 import recsys_gnn.pipeline as pipeline  # module import: safe if pipeline imports this module back
 from recsys_gnn.data.errors import ConfigError
 from recsys_gnn.data.interactions import InteractionData
+from recsys_gnn.progress import LogProgress
 from recsys_gnn.rating.datamodule import RatingDataModule
 from recsys_gnn.rating.head import RatingHead
 from recsys_gnn.rating.metrics import save_classification_report
@@ -184,6 +185,7 @@ def run_rating(cfg: DictConfig) -> float:
                 dirpath=rc.checkpoint_dir, filename="best", monitor=MONITOR, mode="min", save_top_k=1
             ),
             EarlyStopping(monitor=MONITOR, mode="min", patience=int(rc.patience)),
+            LogProgress(),
         ]
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, max_epochs=int(rc.epochs), logger=loggers or False, callbacks=callbacks
