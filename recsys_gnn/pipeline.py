@@ -23,6 +23,7 @@ from recsys_gnn.data.interactions import InteractionData
 from recsys_gnn.distributed import check_accelerator
 from recsys_gnn.models.context import ModelContext
 from recsys_gnn.models.module import RecModule
+from recsys_gnn.plots import log_to_wandb, write_run_plots
 from recsys_gnn.report import format_metrics_table
 from recsys_gnn.tables import save_tables
 
@@ -255,6 +256,7 @@ def train(cfg: DictConfig) -> float | None:
     save_tables(out / "tables", user_emb, item_emb, data)
     schemes = list(cfg.compress.get("evaluate") or [])
     tested = cfg.get("test", True) and not fast
+    report = None
     if tested:
         # The test-time tables: cold users represented from their given history, as in RecModule's test.
         u_test, i_test = module.model.fold_in((user_emb, item_emb), module.histories["test"], data.n_users)
@@ -275,6 +277,9 @@ def train(cfg: DictConfig) -> float | None:
         )
         for lg in loggers:
             lg.log_metrics(report_scalars(report))
+    if tested:
+        plots = write_run_plots(out, metrics, report)
+        log_to_wandb(loggers, plots, report)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     table = format_metrics_table(metrics, protocol=data.protocol, ks=list(cfg.module.ks))
     (out / "metrics.md").write_text(table)

@@ -249,3 +249,10 @@ def test_wandb_offline_run_holds_the_metrics(tiny_env: Path, make_cfg) -> None:
         assert key in history
         assert summary[key] == pytest.approx(metrics[key], rel=1e-6)
     assert "train/loss" in history
+    # per-run plots and the compression report, in the run folder and in the W&B run
+    assert (out / "plots" / "quality_vs_bytes.png").is_file() and (
+        out / "plots" / "ndcg_by_subset.png"
+    ).is_file()
+    logged = set(summary) | history  # media and tables are logged as nested keys: <key>/path, <key>/_type...
+    for key in ("plots/quality_vs_bytes", "plots/ndcg_by_subset", "compression/report"):
+        assert f"{key}/_type" in logged, key
