@@ -2,7 +2,7 @@
 # Study "cold_start": split=cold_items: 20% of items (seeded) never appear in training; half of their
 # interactions are validation, half test. test_cold/* counts only cold items as targets and ranks them against
 # the whole catalogue; test_cold_only/* ranks within the cold items only (a catalogue of new items); test_warm/*
-# the others. The compressor runs on the user-item and hybrid (user-item + text kNN) graphs, and with
+# the others. The compressor runs on the user-item graph (GRAPHS=user_item,hybrid adds user-item + text kNN), and with
 # model.cold_dropout=0.3 (30% of items trained from text alone each step). At most EPOCHS epochs (default 20),
 # seeds SEEDS (default 1,2,3; split.seed follows the seed, so each seed draws other cold items).
 set -euo pipefail
@@ -15,7 +15,7 @@ for domain in ${DOMAINS:-video music}; do
   $PY run.py -m domain=$domain split=cold_items 'split.seed=${seed}' model=pop,lm_content,mf,lightgcn_id '~gnn' '~graph' seed=$SEEDS \
     trainer.max_epochs=$EPOCHS logger=csv hydra.sweep.dir=$SWEEP/$domain/baselines \
     'hydra.sweep.subdir=${hydra.job.override_dirname}'
-  $PY run.py -m domain=$domain split=cold_items 'split.seed=${seed}' graph=${GRAPHS:-user_item,hybrid} model.cold_dropout=0.0,0.3 \
+  $PY run.py -m domain=$domain split=cold_items 'split.seed=${seed}' graph=${GRAPHS:-user_item} model.cold_dropout=0.0,0.3 \
     seed=$SEEDS trainer.max_epochs=$EPOCHS logger=csv hydra.sweep.dir=$SWEEP/$domain/compressor \
     'hydra.sweep.subdir=${hydra.job.override_dirname}'
 done
