@@ -414,6 +414,23 @@ def copy_runs(jobs: Sequence[Job], out: Path) -> None:
             shutil.copy2(job.path / ".hydra" / "overrides.yaml", dest / "overrides.yaml")
 
 
+def clear_previous(out: Path) -> None:
+    """Remove what an earlier aggregation wrote into ``out`` (its plots and ``runs/`` copies), so that runs and
+    plots of an older sweep never sit beside the new table. Only folders holding an ``aggregate.json`` are touched.
+    """
+    marker = out / MARKER
+    if not marker.is_file():
+        return
+    try:
+        previous = json.loads(marker.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{marker} is not valid JSON ({err}); remove it to aggregate into {out}") from err
+    for name in previous.get("plots", []):
+        (out / Path(name).name).unlink(missing_ok=True)
+    if (out / "runs").is_dir():
+        shutil.rmtree(out / "runs")
+
+
 def aggregate(
     sweep_dir: Path,
     out: Path | None = None,
@@ -444,6 +461,7 @@ def aggregate(
     command = command or "python -m recsys_gnn.aggregate " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
     out.mkdir(parents=True, exist_ok=True)
+    clear_previous(out)
     cells = group(jobs, by)
     write_csv(cells, by, metrics, out / "results.csv")
     write_runs_csv(jobs, by, metrics, out / "runs.csv")

@@ -175,3 +175,18 @@ def test_clear_errors(sweep: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no job folders"):
         aggregate(tmp_path / "empty")
+
+
+def test_a_new_aggregation_removes_the_runs_and_plots_of_the_previous_one(
+    sweep: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "study"
+    aggregate(sweep, out=out, by=["gnn._target_"], metrics=["val/ndcg@10", "test/ndcg@10"])
+    (out / "run.sh").write_text("# the study's own script stays\n")
+    stale = out / "runs" / "job_of_an_older_sweep"
+    stale.mkdir(parents=True)
+    assert (out / "bar_test_ndcg_10.png").is_file()
+    aggregate(sweep, out=out, by=["gnn._target_"], metrics=["val/ndcg@10"])
+    assert not stale.exists() and not (out / "bar_test_ndcg_10.png").exists()
+    assert (out / "bar_val_ndcg_10.png").is_file() and (out / "run.sh").is_file()
+    assert len(list((out / "runs").iterdir())) == len(find_jobs(sweep))
