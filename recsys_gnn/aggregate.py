@@ -46,7 +46,7 @@ JOB_MARKERS = ("metrics.json", "FAILED", "run_info.json")
 MARKER = "aggregate.json"  # written into every output folder; such folders are never read as jobs
 IGNORED_KEYS = ("seed",)
 IGNORED_PREFIXES = ("paths.", "hydra.")
-COPIED_FILES = ("config.yaml", "metrics.json", "protocol.json", "run_info.json", "FAILED")
+COPIED_FILES = ("config.yaml", "metrics.json", "protocol.json", "run_info.json", "compression.md", "FAILED")
 DIM_KEY = "compress.dim"
 
 
