@@ -41,6 +41,24 @@ def top_k_indices(scores: Tensor, k: int) -> Tensor:
     k = min(k, n)
     if k == 0 or b == 0:
         return torch.zeros(b, k, dtype=torch.long, device=scores.device)
+    if k < n:
+        # Fast path: one topk(k + 1). Rows whose k-th and (k+1)-th scores differ have exactly one top-k set;
+        # only the order of ties inside it is left to fix (ascending index, then a stable sort by score).
+        vals, idx = scores.topk(k + 1, dim=1)
+        clean = vals[:, k - 1] > vals[:, k]
+        out = torch.sort(idx[:, :k], dim=1).values
+        order = torch.sort(scores.gather(1, out), dim=1, descending=True, stable=True).indices
+        out = out.gather(1, order)
+        if not clean.all():
+            rows = (~clean).nonzero().squeeze(1)
+            out[rows] = _top_k_with_ties(scores[rows], k)
+        return out
+    return _top_k_with_ties(scores, k)
+
+
+def _top_k_with_ties(scores: Tensor, k: int) -> Tensor:
+    """:func:`top_k_indices` for rows that may have ties at the cut-off (``1 <= k <= I``): a pass over all items."""
+    b = scores.shape[0]
     thr = scores.topk(k, dim=1).values[:, -1:]
     above = scores > thr
     tie = scores == thr

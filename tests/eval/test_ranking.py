@@ -198,3 +198,16 @@ def test_bad_inputs_raise() -> None:
 def test_rows_to_dense() -> None:
     m = csr([[0, 2], [], [1]], 3)
     assert rows_to_dense(m, np.array([2, 0])).tolist() == [[False, True, False], [True, False, True]]
+
+
+@pytest.mark.parametrize("levels", [3, 20, 1000, None])
+def test_top_k_fast_path_equals_the_reference_order(levels: int | None) -> None:
+    """Against a reference: sort by (score descending, item index ascending), for any amount of ties."""
+    gen = torch.Generator().manual_seed(levels or 0)
+    scores = torch.randn(200, 57, generator=gen)
+    if levels:  # few distinct values: many ties at and inside the cut-off
+        scores = torch.randint(0, levels, (200, 57), generator=gen).float()
+    items = torch.arange(57).expand(200, 57)
+    ref = torch.from_numpy(np.lexsort((items.numpy(), -scores.numpy()), axis=1))
+    for k in (1, 5, 10, 56, 57):
+        assert torch.equal(top_k_indices(scores, k), ref[:, :k]), k
