@@ -25,6 +25,7 @@ import csv
 import json
 import logging
 import math
+import re
 import shlex
 import sys
 import time
@@ -75,8 +76,9 @@ def _label(job: Job) -> str:
     if job.config.get("gnn._target_") and target not in ("LightGCNId",):
         parts.append(str(job.config["gnn._target_"]).rsplit(".", 1)[-1])
     teacher = job.config.get("model.teacher")
-    if teacher:
-        parts.append(f"teacher={Path(str(teacher)).name}")
+    if teacher:  # a run folder's name without its seed, so that the seeds of one student share a row
+        name = re.sub(r"[_,-]?seed[=_]?\d+", "", Path(str(teacher)).name) or Path(str(teacher)).name
+        parts.append(f"teacher={name}")
     return " ".join(parts)
 
 

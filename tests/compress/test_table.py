@@ -142,3 +142,22 @@ def test_missing_tables_and_empty_sweeps_are_explained(sweep: Path, tmp_path: Pa
     (empty / "FAILED").write_text("x")
     with pytest.raises(FileNotFoundError, match="no finished job with compression.json"):
         build_table(tmp_path / "empty", tmp_path / "out2")
+
+
+def test_students_of_one_teacher_config_share_a_row_across_seeds() -> None:
+    from recsys_gnn.aggregate import Job
+    from recsys_gnn.compress.table import _label
+
+    def student(seed: int) -> Job:
+        config = {
+            "model._target_": "recsys_gnn.models.distill.DistilledCompressor",
+            "gnn._target_": "x.gcn.GCN",
+        }
+        return Job(
+            name=f"s{seed}",
+            path=Path("."),
+            status="ok",
+            config={**config, "model.teacher": f"a/dim64_seed{seed}"},
+        )
+
+    assert _label(student(1)) == _label(student(2)) == "DistilledCompressor GCN teacher=dim64"
