@@ -14,10 +14,10 @@ SWEEP=${SWEEP:-logs/studies/cold_start}
 for domain in ${DOMAINS:-video music}; do
   $PY run.py -m domain=$domain split=cold_items 'split.seed=${seed}' model=pop,lm_content,mf,lightgcn_id '~gnn' '~graph' seed=$SEEDS \
     trainer.max_epochs=$EPOCHS logger=csv hydra.sweep.dir=$SWEEP/$domain/baselines \
-    'hydra.sweep.subdir=${hydra.job.override_dirname}'
+    'hydra.sweep.subdir=${hydra.job.override_dirname}' 'hydra.job.config.override_dirname.exclude_keys=[split.seed]'
   $PY run.py -m domain=$domain split=cold_items 'split.seed=${seed}' graph=${GRAPHS:-user_item} model.cold_dropout=0.0,0.3 \
     seed=$SEEDS trainer.max_epochs=$EPOCHS logger=csv hydra.sweep.dir=$SWEEP/$domain/compressor \
-    'hydra.sweep.subdir=${hydra.job.override_dirname}'
+    'hydra.sweep.subdir=${hydra.job.override_dirname}' 'hydra.job.config.override_dirname.exclude_keys=[split.seed]'
 done
 [ -n "${NO_AGGREGATE:-}" ] || $PY -m recsys_gnn.aggregate $SWEEP --out experiments/cold_start \
   --by dataset.name,model._target_,graph._target_,model.cold_dropout \
