@@ -8,17 +8,15 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
-
 SUBSET_METRIC = "ndcg@10"
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend (plots are files, never windows)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,7 +30,7 @@ def plot_quality_vs_bytes(report: Mapping[str, Any], path: Path) -> bool:
     rows = [r for r in report.get("rows", []) if r.get("ndcg@10") is not None and r.get("bytes_per_item")]
     if not rows:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
     for r in rows:
         ax.scatter(r["bytes_per_item"], r["ndcg@10"], marker="^" if r.get("lm_at_serving") else "o")
@@ -60,7 +58,7 @@ def plot_subsets(metrics: Mapping[str, float], path: Path, metric: str = SUBSET_
     values = subset_values(metrics, metric)
     if len(values) < 2:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(values)), 3.5), constrained_layout=True)
     ax.bar(range(len(values)), list(values.values()))
     ax.set_xticks(range(len(values)), list(values), rotation=30, ha="right", fontsize=8)

@@ -260,11 +260,9 @@ def format_table(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 def plot_quality_vs_bytes(rows: Sequence[dict[str, Any]], dataset: str, path: Path) -> bool:
     """NDCG@10 against bytes per item (log x), one marker per model x precision; False if nothing to plot."""
-    import matplotlib
+    from recsys_gnn.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     pts = [r for r in rows if r["dataset"] == dataset and r["ndcg@10"] is not None and r["bytes_per_item"]]
     if not pts:
         return False
