@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from recsys_gnn.compress.quantize import Quantizer
+from recsys_gnn.compress.quantize import Encoded, Quantizer
 from recsys_gnn.compress.report import compression_report, measure_latency, report_row, write_report
 from recsys_gnn.data.interactions import InteractionData
 from recsys_gnn.eval.ranking import evaluate_full_ranking
@@ -27,7 +27,8 @@ def _stage_view(metrics: Mapping[str, float], prefix: str, stage: str = "test") 
     return {f"{stage}/{k.split('/', 1)[1]}": v for k, v in metrics.items() if k.startswith(f"{prefix}/")}
 
 
-def _scorer(q: Quantizer, users, items):
+def quantized_scorer(q: Quantizer, users: Encoded, items: Encoded):
+    """``u (B,) -> (B, I)`` scores of encoded tables, as ranked and timed for a quantisation scheme."""
     return lambda u: q.scores(users.rows(u), items)
 
 
@@ -81,7 +82,7 @@ def run_compression_report(
                 train_params=train_params,
                 lm_at_serving=False,
                 metrics=_stage_view(metrics, prefix),
-                latency=measure_latency(_scorer(q, users, items), data.n_users, repeats=repeats),
+                latency=measure_latency(quantized_scorer(q, users, items), data.n_users, repeats=repeats),
                 quantization=scheme,
                 dim=int(user_emb.shape[1]),
             )

@@ -40,6 +40,7 @@ import torch
 from recsys_gnn.aggregate import Job, find_jobs, protocol_lines
 from recsys_gnn.compress.quantize import Quantizer
 from recsys_gnn.compress.report import REPORT_JSON, measure_latency
+from recsys_gnn.compress.run_report import quantized_scorer
 from recsys_gnn.tables import load_tables
 
 log = logging.getLogger(__name__)
@@ -82,12 +83,6 @@ def _label(job: Job) -> str:
     return " ".join(parts)
 
 
-def _score_fn(scheme: str, user_emb: torch.Tensor, item_emb: torch.Tensor):
-    q = Quantizer(scheme)
-    users, items = q.encode(user_emb), q.encode(item_emb)
-    return lambda u: q.scores(users.rows(u), items)
-
-
 def job_rows(job: Job, remeasure: bool, repeats: int) -> list[dict[str, Any]]:
     """The rows of one job's compression report that belong to the job's own model (plus the LM-at-serving row
     of the teacher's own job), with latency re-measured from its tables when ``remeasure``."""
@@ -105,13 +100,16 @@ def job_rows(job: Job, remeasure: bool, repeats: int) -> list[dict[str, Any]]:
     own = [r for r in report["rows"] if not r["name"].startswith(str(report.get("teacher") or "\0"))]
     if is_teacher:  # the frozen-LM job: its own rows, and the row that counts the LM run for new items
         own += [r for r in report["rows"] if r["name"].endswith(LM_ROW_SUFFIX)]
+    timed: dict[str, dict[str, Any]] = {}  # per scheme: rows on the same tables are timed once
     for r in own:
         scheme = r.get("quantization") or "fp32"
         latency = r.get("latency") or {}
         if tables is not None:
-            latency = measure_latency(
-                _score_fn(scheme, tables.user_emb, tables.item_emb), len(tables.user_ids), repeats=repeats
-            )
+            if scheme not in timed:
+                q = Quantizer(scheme)
+                score = quantized_scorer(q, q.encode(tables.user_emb), q.encode(tables.item_emb))
+                timed[scheme] = measure_latency(score, len(tables.user_ids), repeats=repeats)
+            latency = timed[scheme]
         lm_row = r["name"].endswith(LM_ROW_SUFFIX)
         rows.append(
             {
