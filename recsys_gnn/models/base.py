@@ -7,7 +7,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from recsys_gnn.models.losses import bce_loss, bpr_loss
+import torch.nn.functional as F
+
+from recsys_gnn.models.losses import bce_loss, bpr_loss, softmax_loss
+
+LOSSES = ("bpr", "bce", "softmax")
+SIMILARITIES = ("dot", "cosine")
 
 Batch = dict[str, Tensor]
 
@@ -54,26 +59,68 @@ class Recommender(nn.Module):
         user_emb[has] = summed[has] / counts[has, None]
         return user_emb, item_emb
 
-    def loss(self, batch: Batch, kind: str = "bpr") -> tuple[Tensor, dict[str, Any]]:
-        """Training loss for a batch with ``user (B,)``, ``pos (B,)``, ``neg (B, N)``.
+    def loss(
+        self, batch: Batch, kind: str = "bpr", temperature: float = 1.0
+    ) -> tuple[Tensor, dict[str, Any]]:
+        """Training loss for a batch with ``user (B,)``, ``pos (B,)`` and ``neg``.
 
-        Returns the loss and a dict of extra scalars to log.
+        ``neg`` is ``(B, N)`` (negatives per user) or ``(N,)`` (one set shared by the batch, scored with one
+        matrix product); with shared negatives ``neg_valid (B, N)`` marks the ones that are not the user's
+        own training items. ``kind`` is ``bpr``, ``bce`` or ``softmax`` (sampled softmax over the positive and
+        the N negatives at ``temperature``). Returns the loss and a dict of extra scalars to log.
         """
         user_emb, item_emb = self.embed()
         u = user_emb[batch["user"]]  # (B, D)
-        pos = (u * item_emb[batch["pos"]]).sum(-1)  # (B,)
-        neg = torch.einsum("bd,bnd->bn", u, item_emb[batch["neg"]])  # (B, N)
-        if kind == "bpr":
-            main = bpr_loss(pos, neg)
-        elif kind == "bce":
-            main = bce_loss(pos, neg)
-        else:
-            raise ValueError(f"unknown loss {kind!r}; expected 'bpr' or 'bce'")
+        pos, neg = pair_scores(u, item_emb, batch)
+        main = ranking_loss(kind, pos, neg, temperature, batch.get("neg_valid"))
         return main + self.regularization(batch, user_emb, item_emb), {}
 
     def regularization(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> Tensor:
         """Extra loss terms (e.g. L2 on the batch's embeddings); zero by default."""
         return user_emb.new_zeros(())
+
+
+def pair_scores(u: Tensor, item_emb: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
+    """``(B,)`` positive and ``(B, N)`` negative dot products of user rows ``u (B, D)`` (see ``loss``)."""
+    pos = (u * item_emb[batch["pos"]]).sum(-1)  # (B,)
+    neg_idx = batch["neg"]
+    if neg_idx.dim() == 1:  # shared negatives: one (B, D) x (D, N) product
+        neg = u @ item_emb[neg_idx].T  # (B, N)
+    else:
+        neg = torch.einsum("bd,bnd->bn", u, item_emb[neg_idx])  # (B, N)
+    return pos, neg
+
+
+def ranking_loss(
+    kind: str, pos: Tensor, neg: Tensor, temperature: float = 1.0, neg_valid: Tensor | None = None
+) -> Tensor:
+    """The loss ``kind`` (one of :data:`LOSSES`) of ``(B,)`` positive and ``(B, N)`` negative scores."""
+    if kind == "softmax":
+        return softmax_loss(pos, neg, temperature, neg_valid)
+    if neg_valid is not None:
+        # pairwise losses over shared negatives: drop the user's own items by zero weight
+        w = neg_valid.to(neg.dtype)
+        if kind == "bpr":
+            return (-F.logsigmoid(pos[:, None] - neg) * w).sum() / w.sum().clamp_min(1)
+        if kind == "bce":
+            neg_l = F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none")
+            pos_l = F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos))
+            return pos_l + (neg_l * w).sum() / w.sum().clamp_min(1)
+    if kind == "bpr":
+        return bpr_loss(pos, neg)
+    if kind == "bce":
+        return bce_loss(pos, neg)
+    raise ValueError(f"unknown loss {kind!r}; expected one of {LOSSES}")
+
+
+def finish_tables(similarity: str, user_emb: Tensor, item_emb: Tensor) -> tuple[Tensor, Tensor]:
+    """Tables as they are scored: unchanged for ``dot``, rows L2-normalised for ``cosine`` (so that every
+    consumer of ``embed()`` - training, evaluation, export, serving - ranks by the same cosine)."""
+    if similarity == "cosine":
+        return F.normalize(user_emb, dim=-1), F.normalize(item_emb, dim=-1)
+    if similarity != "dot":
+        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+    return user_emb, item_emb
 
 
 class GraphRecommender(Recommender):

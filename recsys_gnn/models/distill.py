@@ -9,10 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from recsys_gnn.models.base import Batch
+from recsys_gnn.models.base import Batch, ranking_loss
 from recsys_gnn.models.compressor import GNNCompressor
 from recsys_gnn.models.context import ModelContext
-from recsys_gnn.models.losses import bce_loss, bpr_loss
 
 TEACHER_LM = "lm_content"
 
@@ -89,20 +88,20 @@ class DistilledCompressor(GNNCompressor):
         self.register_buffer("teacher_users", t_users, persistent=False)
         self.register_buffer("teacher_items", t_items, persistent=False)
 
-    def loss(self, batch: Batch, kind: str = "bpr") -> tuple[Tensor, dict]:
+    def loss(self, batch: Batch, kind: str = "bpr", temperature: float = 1.0) -> tuple[Tensor, dict]:
+        """Ranking loss ``kind`` (at ``temperature`` for softmax) plus the distillation term."""
         user_emb, item_emb = self.embed()
         users = batch["user"]
-        cand = [batch["pos"][:, None], batch["neg"]]
+        neg = batch["neg"]
+        if neg.dim() == 1:  # shared negatives: the same candidates for every row
+            neg = neg[None].expand(len(users), -1)
+        cand = [batch["pos"][:, None], neg]
         if self.extra:
             cand.append(torch.randint(0, self.n_items, (len(users), self.extra), device=users.device))
         cand = torch.cat(cand, 1)  # (B, C); column 0 is the positive
         s = torch.einsum("bd,bcd->bc", user_emb[users], item_emb[cand])  # (B, C)
-        n_neg = batch["neg"].shape[1]
-        rank = (
-            bpr_loss(s[:, 0], s[:, 1 : 1 + n_neg])
-            if kind == "bpr"
-            else bce_loss(s[:, 0], s[:, 1 : 1 + n_neg])
-        )
+        n_neg = neg.shape[1]
+        rank = ranking_loss(kind, s[:, 0], s[:, 1 : 1 + n_neg], temperature, batch.get("neg_valid"))
         with torch.no_grad():
             t = torch.einsum("bd,bcd->bc", self.teacher_users[users], self.teacher_items[cand])
             t = (t - t.mean(1, keepdim=True)) / t.std(1, keepdim=True).clamp(min=1e-6)

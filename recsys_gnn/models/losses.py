@@ -32,3 +32,22 @@ def batch_embedding_l2(weight: float, batch: dict[str, Tensor], user_emb: Tensor
     return weight * l2_reg(
         user_emb[batch["user"]], item_emb[batch["pos"]], item_emb[batch["neg"]].flatten(0, 1)
     )
+
+
+def softmax_loss(pos: Tensor, neg: Tensor, temperature: float = 1.0, neg_valid: Tensor | None = None) -> Tensor:
+    """Sampled softmax (InfoNCE): ``mean_b -log( e^{p_b/T} / (e^{p_b/T} + sum_n e^{s_bn/T}) )``.
+
+    Args:
+        pos: ``(B,)`` positive scores.
+        neg: ``(B, N)`` negative scores (per-user, or a shared set broadcast to every row).
+        temperature: ``T > 0``; scores are divided by it (cosine scores want ~0.1-0.3, dot products 1).
+        neg_valid: optional ``(B, N)`` bool; False drops that negative (e.g. a shared negative that is one of
+            the user's own training items).
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    logits = torch.cat([pos[:, None], neg], 1) / temperature  # (B, 1 + N)
+    if neg_valid is not None:
+        keep = torch.cat([torch.ones_like(neg_valid[:, :1]), neg_valid.bool()], 1)
+        logits = logits.masked_fill(~keep, float("-inf"))
+    return (torch.logsumexp(logits, 1) - logits[:, 0]).mean()

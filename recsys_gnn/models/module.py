@@ -13,7 +13,7 @@ from torch import Tensor
 
 from recsys_gnn.data.interactions import InteractionData
 from recsys_gnn.eval.ranking import FullRankingMetric
-from recsys_gnn.models.base import Recommender
+from recsys_gnn.models.base import LOSSES, Recommender
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ class RecModule(pl.LightningModule):
         data: the dataset (for fold-in histories, cold masks and impressions).
         optimizer: ``partial`` optimizer factory (params -> Optimizer).
         scheduler: optional ``partial`` LR scheduler factory.
-        loss: "bpr" or "bce".
+        loss: "bpr", "bce" or "softmax" (sampled softmax over the positive and the batch's negatives).
+        temperature: softmax temperature (``loss=softmax``), > 0.
         ks: cut-offs.
     """
 
@@ -45,10 +46,14 @@ class RecModule(pl.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         loss: str = "bpr",
         ks: Sequence[int] = (5, 10, 20),
+        temperature: float = 1.0,
     ) -> None:
         super().__init__()
-        if loss not in ("bpr", "bce"):
-            raise ValueError(f"loss must be 'bpr' or 'bce', got {loss!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"module.loss must be one of {LOSSES}, got {loss!r}")
+        if not temperature > 0:
+            raise ValueError(f"module.temperature must be > 0, got {temperature!r}")
+        self.temperature = float(temperature)
         self.model = model
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -80,7 +85,7 @@ class RecModule(pl.LightningModule):
 
     # -- training ---------------------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss, extra = self.model.loss(batch, kind=self.loss_kind)
+        loss, extra = self.model.loss(batch, kind=self.loss_kind, temperature=self.temperature)
         self.log(
             "train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch["user"])
         )
