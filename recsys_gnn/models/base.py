@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor, nn
-
 import torch.nn.functional as F
+from torch import Tensor, nn
 
 from recsys_gnn.models.losses import bce_loss, bpr_loss, softmax_loss
 
@@ -27,6 +26,7 @@ class Recommender(nn.Module):
 
     trainable: bool = True
     needs_text: bool = True
+    similarity: str = "dot"  # "cosine": embed() returns L2-normalised rows (see finish_tables)
 
     def embed(self) -> tuple[Tensor, Tensor]:
         """Return ``(user_emb (U, D), item_emb (I, D))`` for the current parameters."""
@@ -57,7 +57,7 @@ class Recommender(nn.Module):
         has = counts > 0
         user_emb = user_emb.clone()
         user_emb[has] = summed[has] / counts[has, None]
-        return user_emb, item_emb
+        return finish_tables(self.similarity, user_emb, item_emb)
 
     def loss(
         self, batch: Batch, kind: str = "bpr", temperature: float = 1.0

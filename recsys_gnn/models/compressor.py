@@ -7,29 +7,53 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from recsys_gnn.models.base import Batch, GraphRecommender
+from recsys_gnn.models.base import SIMILARITIES, Batch, GraphRecommender, finish_tables
 from recsys_gnn.models.context import ModelContext
 from recsys_gnn.models.losses import batch_embedding_l2
 
-USER_INITS = ("items", "id")
+USER_INITS = ("items", "text", "id")
+ACTIVATIONS = {"gelu": nn.GELU, "leaky_relu": nn.LeakyReLU, "relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def projection(h: int, dim: int, layers: int, hidden: int | None, activation: str) -> nn.Module:
+    """Text projection ``(., H) -> (., dim)``: linear (``layers=1``) or an MLP of ``layers`` linear maps with
+    ``hidden`` units and ``activation`` between them (AlphaRec's projection is a 2-layer MLP)."""
+    if layers == 1:
+        return nn.Linear(h, dim)
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"model.proj_activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
+    width = int(hidden) if hidden else 2 * dim
+    if width < 1:
+        raise ValueError(f"model.proj_hidden must be >= 1, got {hidden!r}")
+    mods: list[nn.Module] = [nn.Linear(h, width)]
+    for _ in range(layers - 2):
+        mods += [ACTIVATIONS[activation](), nn.Linear(width, width)]
+    mods += [ACTIVATIONS[activation](), nn.Linear(width, dim)]
+    return nn.Sequential(*mods)
 
 
 class GNNCompressor(GraphRecommender):
     """Compress frozen LM item embeddings ``(I, H)`` into ``(I, dim)`` tables through a GNN.
 
-    Items enter as ``X W_p`` (the projected text), never as id embeddings (unless ``item_id=True``), so items
-    with no interactions are still scored from their text. Users start from a learned id embedding
-    (``user_init="id"``) or the mean of their training items' projected text (``user_init="items"``, which
-    also works for new users). On graphs with user nodes both are propagated together; on item-only graphs
-    (item_item, item_knn) users are the mean of their items' propagated embeddings (+ the id embedding when
-    ``user_init="id"``). Scores are dot products.
+    Items enter as ``proj(X)`` (the projected text: linear or an MLP), never as id embeddings alone (unless
+    ``item_id=True`` adds an id residual), so items with no interactions are still scored from their text.
+    Users start from a learned id embedding (``user_init="id"``), the mean of their training items' projected
+    text (``"items"``) or the projection of the mean of their items' raw text vectors (``"text"``, AlphaRec's
+    choice; both of the latter also work for new users). On graphs with user nodes both are propagated
+    together; on item-only graphs (item_item, item_knn) users are the mean of their items' propagated
+    embeddings (+ the id embedding when ``user_init="id"``). Scores are dot products of the output tables, or
+    cosines (``similarity="cosine"``: the tables are L2-normalised, so export and serving rank the same way).
 
     Args:
         context: run-time data, encoder, graph builder and GNN factory.
         dim: output (compressed) dimension D.
         user_init: "items" or "id".
-        proj_layers: 1 = linear projection; 2 = Linear-GELU-Linear.
-        item_id: add a learned item-id embedding to the projected text (hurts cold items; off by default).
+        proj_layers: 1 = linear projection; >= 2 = an MLP with that many linear maps.
+        proj_hidden: hidden width of the MLP (None: 2 * dim).
+        proj_activation: activation between the MLP's layers (gelu, leaky_relu, relu, tanh).
+        similarity: "dot" or "cosine" (see above).
+        item_id: add a learned item-id embedding to the projected text (a residual; with ``cold_dropout`` the
+            id rows of the dropped items are zeroed in that step too, so the text path alone must rank them).
         dropout: dropout on the projected inputs.
         weight_decay_emb: L2 weight on the batch's input embeddings (LightGCN-style), 0 disables.
         cold_dropout: during training, the fraction of items whose graph edges are dropped at each step, so
@@ -48,14 +72,20 @@ class GNNCompressor(GraphRecommender):
         weight_decay_emb: float = 0.0,
         cold_dropout: float = 0.0,
         gnn: Callable[..., nn.Module] | None = None,
+        proj_hidden: int | None = None,
+        proj_activation: str = "gelu",
+        similarity: str = "dot",
     ) -> None:
         super().__init__()
         if user_init not in USER_INITS:
             raise ValueError(f"user_init must be one of {USER_INITS}, got {user_init!r}")
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
-        if proj_layers not in (1, 2):
-            raise ValueError(f"proj_layers must be 1 or 2, got {proj_layers}")
+        if int(proj_layers) < 1:
+            raise ValueError(f"proj_layers must be >= 1, got {proj_layers}")
+        if similarity not in SIMILARITIES:
+            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+        self.similarity = similarity
         gnn = gnn or context.gnn
         if gnn is None:
             raise ValueError("GNNCompressor needs a gnn (config group `gnn`)")
@@ -72,10 +102,7 @@ class GNNCompressor(GraphRecommender):
         self.graph = context.graph
         self.has_user_nodes = bool(context.graph_builder.has_user_nodes)
         h = text.shape[1]
-        if proj_layers == 1:
-            self.proj = nn.Linear(h, dim)
-        else:
-            self.proj = nn.Sequential(nn.Linear(h, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.proj = projection(h, dim, int(proj_layers), proj_hidden, proj_activation)
         self.user_emb = nn.Embedding(self.n_users, dim) if user_init == "id" else None
         self.item_emb = nn.Embedding(self.n_items, dim) if item_id else None
         self.dropout = nn.Dropout(dropout)
@@ -87,22 +114,35 @@ class GNNCompressor(GraphRecommender):
             if emb is not None:
                 nn.init.normal_(emb.weight, std=0.1)
 
-    def inputs(self) -> tuple[Tensor, Tensor]:
-        """Input features before propagation: ``(U, D)`` users, ``(I, D)`` items."""
-        items = self.proj(self.item_text)  # (I, D)
+    def inputs(self, dropped: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Input features before propagation: ``(U, D)`` users, ``(I, D)`` items.
+
+        ``dropped``: ``(I,)`` bool of items trained as new in this step (their id rows are left out)."""
+        text = self.proj(self.item_text)  # (I, D)
+        items = text
         if self.item_emb is not None:
-            items = items + self.item_emb.weight
+            ids = self.item_emb.weight
+            if dropped is not None:
+                ids = ids * (~dropped).to(ids.dtype)[:, None]
+            items = items + ids
         if self.user_emb is not None:
             users = self.user_emb.weight  # (U, D)
+        elif self.user_init == "text":
+            users = self.proj(torch.sparse.mm(self.user_mean, self.item_text))  # (U, D)
         else:
-            users = torch.sparse.mm(self.user_mean, items)  # (U, D)
+            users = torch.sparse.mm(self.user_mean, text)  # (U, D)
         return self.dropout(users), self.dropout(items)
 
-    def edge_weight(self) -> Tensor | None:
-        """Edge weights for this step: None (the GNN's own default) unless items are cold-dropped in training."""
+    def dropped_items(self) -> Tensor | None:
+        """``(I,)`` bool of the items cold-dropped in this training step, or None (eval, or no cold_dropout)."""
         if not (self.training and self.cold_dropout > 0):
             return None
-        dropped = torch.rand(self.n_items, device=self.item_text.device) < self.cold_dropout  # (I,)
+        return torch.rand(self.n_items, device=self.item_text.device) < self.cold_dropout  # (I,)
+
+    def edge_weight(self, dropped: Tensor | None) -> Tensor | None:
+        """Edge weights for this step: None (the GNN's own default) unless items are cold-dropped in training."""
+        if dropped is None:
+            return None
         if self.has_user_nodes:
             dropped = torch.cat([torch.zeros(self.n_users, dtype=torch.bool, device=dropped.device), dropped])
         src, dst = self.graph.edges()
@@ -113,14 +153,17 @@ class GNNCompressor(GraphRecommender):
         return base * keep.to(base.dtype)
 
     def embed(self) -> tuple[Tensor, Tensor]:
-        users, items = self.inputs()
-        weight = self.edge_weight()
+        """``(U, D)`` and ``(I, D)`` output tables (L2-normalised rows when ``similarity="cosine"``)."""
+        dropped = self.dropped_items()
+        users, items = self.inputs(dropped)
+        weight = self.edge_weight(dropped)
         if self.has_user_nodes:
             out = self.gnn(self.graph, torch.cat([users, items], 0), weight)  # (U + I, D)
-            return out[: self.n_users], out[self.n_users :]
+            return finish_tables(self.similarity, out[: self.n_users], out[self.n_users :])
         items = self.gnn(self.graph, items, weight)  # (I, D)
         from_items = torch.sparse.mm(self.user_mean, items)  # (U, D)
-        return (from_items + users if self.user_emb is not None else from_items), items
+        users = from_items + users if self.user_emb is not None else from_items
+        return finish_tables(self.similarity, users, items)
 
     def regularization(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> Tensor:
         return batch_embedding_l2(self.weight_decay_emb, batch, user_emb, item_emb)
@@ -128,5 +171,5 @@ class GNNCompressor(GraphRecommender):
     def extra_repr(self) -> str:
         return (
             f"users={self.n_users}, items={self.n_items}, dim={self.dim}, user_init={self.user_init}, "
-            f"cold_dropout={self.cold_dropout}"
+            f"cold_dropout={self.cold_dropout}, similarity={self.similarity}"
         )

@@ -34,7 +34,9 @@ def batch_embedding_l2(weight: float, batch: dict[str, Tensor], user_emb: Tensor
     )
 
 
-def softmax_loss(pos: Tensor, neg: Tensor, temperature: float = 1.0, neg_valid: Tensor | None = None) -> Tensor:
+def softmax_loss(
+    pos: Tensor, neg: Tensor, temperature: float = 1.0, neg_valid: Tensor | None = None
+) -> Tensor:
     """Sampled softmax (InfoNCE): ``mean_b -log( e^{p_b/T} / (e^{p_b/T} + sum_n e^{s_bn/T}) )``.
 
     Args:

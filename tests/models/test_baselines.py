@@ -352,3 +352,64 @@ def test_pipeline_fast_dev_run(tiny_env: Path, make_cfg, model: str) -> None:
     for key in ("val/ndcg@10", "test/ndcg@10"):
         assert 0.0 <= metrics[key] <= 1.0
     assert ("fit/seconds" in metrics) == (model not in ("pop", "lm_content"))
+
+
+def test_softmax_loss_matches_a_hand_computed_case() -> None:
+    from recsys_gnn.models.losses import softmax_loss
+
+    pos = torch.tensor([1.0, 0.0])
+    neg = torch.tensor([[0.0, 0.0], [1.0, -1.0]])
+    # row 0: -log(e^1 / (e^1 + 2)); row 1: -log(1 / (1 + e + e^-1))
+    import math
+
+    want = (-math.log(math.e / (math.e + 2)) - math.log(1 / (1 + math.e + math.exp(-1)))) / 2
+    assert softmax_loss(pos, neg).item() == pytest.approx(want, rel=1e-6)
+    # temperature 0.5 doubles every logit
+    want_t = (-math.log(math.e**2 / (math.e**2 + 2)) - math.log(1 / (1 + math.e**2 + math.exp(-2)))) / 2
+    assert softmax_loss(pos, neg, temperature=0.5).item() == pytest.approx(want_t, rel=1e-6)
+    # an invalid negative is left out of the denominator: row 1 without its first negative
+    valid = torch.tensor([[True, True], [False, True]])
+    want_v = (-math.log(math.e / (math.e + 2)) - math.log(1 / (1 + math.exp(-1)))) / 2
+    assert softmax_loss(pos, neg, neg_valid=valid).item() == pytest.approx(want_v, rel=1e-6)
+    with pytest.raises(ValueError, match="temperature"):
+        softmax_loss(pos, neg, temperature=0.0)
+
+
+def test_shared_negatives_score_like_per_user_negatives() -> None:
+    from recsys_gnn.models.base import pair_scores, ranking_loss
+
+    torch.manual_seed(0)
+    u, items = torch.randn(3, 4), torch.randn(6, 4)
+    shared = {"pos": torch.tensor([0, 1, 2]), "neg": torch.tensor([3, 4, 5])}
+    per_user = {"pos": shared["pos"], "neg": shared["neg"][None].expand(3, -1)}
+    p1, n1 = pair_scores(u, items, shared)
+    p2, n2 = pair_scores(u, items, per_user)
+    torch.testing.assert_close(n1, n2)
+    torch.testing.assert_close(p1, p2)
+    for kind in ("bpr", "bce", "softmax"):
+        all_valid = torch.ones(3, 3, dtype=torch.bool)
+        torch.testing.assert_close(
+            ranking_loss(kind, p1, n1, 0.2, all_valid), ranking_loss(kind, p2, n2, 0.2, None)
+        )
+    with pytest.raises(ValueError, match="unknown loss"):
+        ranking_loss("hinge", p1, n1)
+
+
+@pytest.mark.parametrize("model", ["mf", "lightgcn_id"])
+def test_id_baselines_train_with_softmax_and_cosine(tiny_env, make_cfg, model) -> None:
+    from recsys_gnn.pipeline import build_model, load_data
+
+    cfg = make_cfg([f"model={model}", "~gnn", "~graph", "compress.dim=8", "model.similarity=cosine"])
+    data = load_data(cfg)
+    m = build_model(cfg, data)
+    batch = {
+        "user": torch.tensor([0, 1]),
+        "pos": torch.as_tensor(data.train[:2, 1]),
+        "neg": torch.tensor([0, 1, 2]),
+        "neg_valid": torch.ones(2, 3, dtype=torch.bool),
+    }
+    loss, _ = m.loss(batch, kind="softmax", temperature=0.2)
+    loss.backward()
+    assert torch.isfinite(loss) and m.user_emb.weight.grad is not None
+    users, items = m.embed()
+    torch.testing.assert_close(items.norm(dim=1), torch.ones(data.n_items))

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from recsys_gnn.graph.user_item import UserItemGraph
-from recsys_gnn.models.base import Batch, GraphRecommender
-from recsys_gnn.models.baselines.mf import check_embedding_hparams
+from recsys_gnn.models.base import Batch, GraphRecommender, finish_tables
+from recsys_gnn.models.baselines.mf import check_embedding_hparams, check_similarity
 from recsys_gnn.models.context import ModelContext
 from recsys_gnn.models.gnn.base import check_positive_int
 from recsys_gnn.models.gnn.lightgcn import LightGCN
@@ -42,6 +42,7 @@ class LightGCNId(GraphRecommender):
         weight_decay_emb: weight of the L2 term on the batch's layer-0 embeddings, 0 disables.
         init_std: standard deviation of the normal initialisation of ``E^(0)``.
         use_weights: weight edges by the dataset's implicit weights before normalising.
+        similarity: "dot" or "cosine" (output tables L2-normalised; use with ``module.loss=softmax``).
     """
 
     needs_text = False
@@ -54,9 +55,11 @@ class LightGCNId(GraphRecommender):
         weight_decay_emb: float = 1e-4,
         init_std: float = 0.1,
         use_weights: bool = False,
+        similarity: str = "dot",
     ) -> None:
         super().__init__()
         check_embedding_hparams(dim, weight_decay_emb, init_std)
+        self.similarity = check_similarity(similarity)
         num_layers = check_positive_int("num_layers", num_layers)
         data = context.data
         self.n_users, self.n_items, self.dim = data.n_users, data.n_items, int(dim)
@@ -82,7 +85,7 @@ class LightGCNId(GraphRecommender):
         """``(U, D)`` and ``(I, D)`` layer-averaged embeddings."""
         ego = torch.cat([self.user_emb.weight, self.item_emb.weight], 0)  # (U + I, D)
         out = self.propagate(self.graph, ego)  # (U + I, D)
-        return out[: self.n_users], out[self.n_users :]
+        return finish_tables(self.similarity, out[: self.n_users], out[self.n_users :])
 
     def regularization(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> Tensor:
         """``weight_decay_emb * l2_reg`` of the batch's layer-0 user, positive and negative embeddings."""

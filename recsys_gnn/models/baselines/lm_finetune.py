@@ -256,7 +256,9 @@ class LMFinetune(Recommender):
         user_emb, item_emb = super().fold_in(cache, history, n_users)
         return F.normalize(user_emb, dim=-1), item_emb
 
-    def loss(self, batch: Batch, kind: str = "bpr", temperature: float = 1.0) -> tuple[Tensor, dict[str, Any]]:
+    def loss(
+        self, batch: Batch, kind: str = "bpr", temperature: float = 1.0
+    ) -> tuple[Tensor, dict[str, Any]]:
         """In-batch softmax over the batch's distinct positives; ``kind`` and ``temperature`` are ignored (the
         model's own temperature is used; see class docstring)."""
         users = batch["user"]  # (B,)

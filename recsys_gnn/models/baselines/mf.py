@@ -7,7 +7,7 @@ import numbers
 
 from torch import Tensor, nn
 
-from recsys_gnn.models.base import Batch, Recommender
+from recsys_gnn.models.base import SIMILARITIES, Batch, Recommender, finish_tables
 from recsys_gnn.models.context import ModelContext
 from recsys_gnn.models.losses import batch_embedding_l2
 
@@ -26,6 +26,13 @@ def check_embedding_hparams(dim: int, weight_decay_emb: float, init_std: float) 
         raise ValueError(f"init_std must be a finite float > 0, got {init_std!r}")
 
 
+def check_similarity(similarity: str) -> str:
+    """Return ``similarity``, or raise ValueError unless it is one of ``SIMILARITIES``."""
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"model.similarity must be one of {SIMILARITIES}, got {similarity!r}")
+    return similarity
+
+
 class MatrixFactorization(Recommender):
     """Collaborative filtering with one free embedding per user and per item; score = dot product.
 
@@ -41,15 +48,22 @@ class MatrixFactorization(Recommender):
         dim: embedding size D.
         weight_decay_emb: weight of the L2 term on the batch's embeddings, 0 disables.
         init_std: standard deviation of the normal initialisation.
+        similarity: "dot" or "cosine" (tables L2-normalised; use with ``module.loss=softmax``).
     """
 
     needs_text = False
 
     def __init__(
-        self, context: ModelContext, dim: int = 64, weight_decay_emb: float = 1e-4, init_std: float = 0.1
+        self,
+        context: ModelContext,
+        dim: int = 64,
+        weight_decay_emb: float = 1e-4,
+        init_std: float = 0.1,
+        similarity: str = "dot",
     ) -> None:
         super().__init__()
         check_embedding_hparams(dim, weight_decay_emb, init_std)
+        self.similarity = check_similarity(similarity)
         data = context.data
         self.n_users, self.n_items, self.dim = data.n_users, data.n_items, int(dim)
         self.weight_decay_emb = float(weight_decay_emb)
@@ -64,7 +78,7 @@ class MatrixFactorization(Recommender):
 
     def embed(self) -> tuple[Tensor, Tensor]:
         """``(U, D)`` user and ``(I, D)`` item embedding tables."""
-        return self.user_emb.weight, self.item_emb.weight
+        return finish_tables(self.similarity, self.user_emb.weight, self.item_emb.weight)
 
     def regularization(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> Tensor:
         return batch_embedding_l2(self.weight_decay_emb, batch, user_emb, item_emb)
