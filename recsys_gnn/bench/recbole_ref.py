@@ -106,7 +106,7 @@ class RecBoleLightGCN:
         init_seed(self.cfg["seed"], self.cfg["reproducibility"])
         torch.set_num_threads(threads)  # RecBole's set-up may change it; keep the benchmark's setting
         dataset = create_dataset(self.cfg)
-        self.train_data, _valid, self.test_data = data_preparation(self.cfg, dataset)
+        self.train_data, self.valid_data, self.test_data = data_preparation(self.cfg, dataset)
         self.trainer = Trainer(self.cfg, LightGCN(self.cfg, self.train_data.dataset))
         self.epoch_s: list[float] = []
         self.eval_s: list[float] = []

@@ -29,9 +29,12 @@ class TrainPairs(Dataset):
     array of ``user * I + item`` keys, vectorised per batch). ``__getitems__`` builds a whole batch at once.
     """
 
-    def __init__(self, data: InteractionData, num_negatives: int = 1, seed: int = 0) -> None:
+    def __init__(
+        self, data: InteractionData, num_negatives: int = 1, seed: int = 0, shared_negatives: bool = False
+    ) -> None:
         if num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
+        self.shared_negatives = bool(shared_negatives)
         self.pairs = data.train.astype(np.int64)
         self.weight = data.train_weight.astype(np.float32)
         self.n_items = data.n_items
@@ -57,6 +60,18 @@ class TrainPairs(Dataset):
     def __getitems__(self, idx: list[int]) -> dict[str, torch.Tensor]:
         idx = np.asarray(idx)
         users = self.pairs[idx, 0]
+        if self.shared_negatives:
+            # one set of N uniform items for the whole batch; neg_valid marks those not in the user's train set
+            neg = self.rng.integers(0, self.n_items, size=self.num_negatives)
+            keys = users[:, None] * self.n_items + neg[None, :]
+            pos = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
+            return {
+                "user": torch.from_numpy(users),
+                "pos": torch.from_numpy(self.pairs[idx, 1]),
+                "neg": torch.from_numpy(neg),
+                "neg_valid": torch.from_numpy(self.keys[pos] != keys),
+                "weight": torch.from_numpy(self.weight[idx]),
+            }
         return {
             "user": torch.from_numpy(users),
             "pos": torch.from_numpy(self.pairs[idx, 1]),
@@ -104,6 +119,8 @@ class RecDataModule(pl.LightningDataModule):
         eval_batch_size: users per evaluation batch (bounds memory at ``eval_batch_size x I``).
         num_workers: DataLoader workers.
         seed: negative-sampling seed.
+        shared_negatives: one set of ``num_negatives`` items per batch (``neg (N,)`` + ``neg_valid (B, N)``)
+            instead of ``(B, N)`` per-user negatives; scored with one matrix product.
     """
 
     def __init__(
@@ -114,8 +131,10 @@ class RecDataModule(pl.LightningDataModule):
         eval_batch_size: int = 256,
         num_workers: int = 0,
         seed: int = 0,
+        shared_negatives: bool = False,
     ) -> None:
         super().__init__()
+        self.shared_negatives = shared_negatives
         self.data = data
         self.batch_size = batch_size
         self.num_negatives = num_negatives
@@ -137,7 +156,9 @@ class RecDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         shards = self._shards()
         rank = shards["rank"] if shards else 0
-        ds = TrainPairs(self.data, self.num_negatives, seed=self.seed + rank)
+        ds = TrainPairs(
+            self.data, self.num_negatives, seed=self.seed + rank, shared_negatives=self.shared_negatives
+        )
         sampler = DistributedSampler(ds, shuffle=True, seed=self.seed, **shards) if shards else None
         return DataLoader(
             ds,
