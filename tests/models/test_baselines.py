@@ -214,6 +214,34 @@ def test_lightgcn_id_matches_dense_propagation() -> None:
     torch.testing.assert_close(reg, expected_reg)
 
 
+@pytest.mark.parametrize("kind", ["bpr", "softmax"])
+@pytest.mark.parametrize("shared", [False, True])
+def test_lightgcn_id_one_gather_loss_equals_the_generic_loss(
+    context: ModelContext, kind: str, shared: bool
+) -> None:
+    """The single-gather ``LightGCNId.loss`` equals ``Recommender.loss`` (embed + regularization), for both
+    backends, per-user and shared negatives; gradients too."""
+    from recsys_gnn.models.base import Recommender
+
+    batch = full_batch(context.data)
+    if shared:
+        batch["neg"] = torch.tensor([0, 3, 5, 7])
+        batch["neg_valid"] = (
+            torch.rand(len(batch["user"]), 4, generator=torch.Generator().manual_seed(0)) > 0.2
+        )
+    losses, grads = [], []
+    for backend, generic in (("dgl", True), ("csr", True), ("csr", False)):
+        torch.manual_seed(0)
+        model = LightGCNId(context, dim=6, num_layers=2, weight_decay_emb=0.1, backend=backend)
+        loss, _ = Recommender.loss(model, batch, kind) if generic else model.loss(batch, kind)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append(torch.cat([model.user_emb.weight.grad, model.item_emb.weight.grad]))
+    for loss, grad in zip(losses[1:], grads[1:], strict=True):
+        torch.testing.assert_close(loss, losses[0])
+        torch.testing.assert_close(grad, grads[0], rtol=1e-5, atol=1e-7)
+
+
 def test_lightgcn_id_ignores_the_context_graph(context: ModelContext) -> None:
     """Even when the run's graph is item-only, LightGCNId builds its own user-item graph."""
     ctx = ModelContext(context.data, graph_builder=object())
