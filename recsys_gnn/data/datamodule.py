@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from recsys_gnn.data.errors import EmptySplitError
 from recsys_gnn.data.interactions import InteractionData
 from recsys_gnn.distributed import UnpaddedDistributedSampler, sampler_kwargs
+from recsys_gnn.eval.ranking import SparseRows
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,8 @@ class TrainPairs(Dataset):
 
 
 class RankingUsers(Dataset):
-    """Users to rank at one stage, with dense ``(B, I)`` target and mask rows built per batch."""
+    """Users to rank at one stage; a batch holds their target and mask rows as CSR
+    :class:`~recsys_gnn.eval.ranking.SparseRows` (no dense ``(B, I)`` arrays)."""
 
     def __init__(self, targets: sp.csr_matrix, mask: sp.csr_matrix) -> None:
         self.targets = targets
@@ -94,12 +96,12 @@ class RankingUsers(Dataset):
     def __len__(self) -> int:
         return len(self.users)
 
-    def __getitems__(self, idx: list[int]) -> dict[str, torch.Tensor]:
+    def __getitems__(self, idx: list[int]) -> dict[str, torch.Tensor | SparseRows]:
         users = self.users[np.asarray(idx)]
         return {
             "user": torch.from_numpy(users),
-            "targets": torch.from_numpy(self.targets[users].toarray() > 0),
-            "mask": torch.from_numpy(self.mask[users].toarray() > 0),
+            "targets": SparseRows.from_csr(self.targets, users),
+            "mask": SparseRows.from_csr(self.mask, users),
         }
 
 

@@ -10,6 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,6 +23,83 @@ from recsys_gnn.eval.metrics import METRICS
 log = logging.getLogger(__name__)
 
 ScoreFn = Callable[[Tensor], Tensor]
+
+
+class SparseRows(NamedTuple):
+    """A batch's rows of a ``(U, I)`` 0/1 matrix in CSR form (what is relevant, or masked, per user).
+
+    Attributes:
+        indptr: ``(B + 1,)`` int64 row pointers.
+        indices: ``(nnz,)`` int64 item indices of the non-zero entries, each (row, item) at most once.
+    """
+
+    indptr: Tensor
+    indices: Tensor
+
+    @property
+    def n_rows(self) -> int:
+        return self.indptr.shape[0] - 1
+
+    def row_ids(self) -> Tensor:
+        """``(nnz,)`` row of each entry."""
+        counts = self.indptr[1:] - self.indptr[:-1]
+        return torch.repeat_interleave(torch.arange(self.n_rows, device=self.indptr.device), counts)
+
+    def keys(self, n_items: int) -> Tensor:
+        """``(nnz,)`` sorted ``row * n_items + item`` keys."""
+        return torch.sort(self.row_ids() * n_items + self.indices).values
+
+    def select(self, rows: Tensor) -> SparseRows:
+        """The rows where the ``(B,)`` bool ``rows`` is true, in order."""
+        counts = self.indptr[1:] - self.indptr[:-1]
+        keep_entry = torch.repeat_interleave(rows, counts)
+        indptr = torch.zeros(int(rows.sum()) + 1, dtype=torch.long, device=self.indptr.device)
+        indptr[1:] = torch.cumsum(counts[rows], 0)
+        return SparseRows(indptr, self.indices[keep_entry])
+
+    def keep_items(self, items: Tensor) -> SparseRows:
+        """Only the entries whose item is set in the ``(I,)`` bool ``items``."""
+        keep_entry = items[self.indices]
+        counts = torch.zeros(self.n_rows, dtype=torch.long, device=self.indptr.device)
+        counts.index_add_(0, self.row_ids(), keep_entry.long())
+        indptr = torch.zeros_like(self.indptr)
+        indptr[1:] = torch.cumsum(counts, 0)
+        return SparseRows(indptr, self.indices[keep_entry])
+
+    def to_dense(self, n_items: int) -> Tensor:
+        """``(B, n_items)`` bool."""
+        out = torch.zeros(self.n_rows, n_items, dtype=torch.bool, device=self.indptr.device)
+        out[self.row_ids(), self.indices] = True
+        return out
+
+    @staticmethod
+    def from_dense(dense: Tensor) -> SparseRows:
+        """CSR rows of a ``(B, I)`` bool (or 0/1) tensor."""
+        rows, cols = dense.bool().nonzero(as_tuple=True)
+        indptr = torch.zeros(dense.shape[0] + 1, dtype=torch.long, device=dense.device)
+        indptr[1:] = torch.cumsum(torch.bincount(rows, minlength=dense.shape[0]), 0)
+        return SparseRows(indptr, cols)
+
+    @staticmethod
+    def from_csr(csr: sp.csr_matrix, rows: np.ndarray) -> SparseRows:
+        """The non-zero entries of ``csr[rows]`` (explicit zeros dropped, duplicates merged)."""
+        sub = sp.csr_matrix(csr[np.asarray(rows)])
+        sub.sum_duplicates()
+        sub.eliminate_zeros()
+        return SparseRows(
+            torch.from_numpy(sub.indptr.astype(np.int64)), torch.from_numpy(sub.indices.astype(np.int64))
+        )
+
+
+Rows = Tensor | SparseRows
+
+
+def _in_sorted(keys: Tensor, sorted_keys: Tensor) -> Tensor:
+    """``keys`` (any shape) present in the 1-D sorted ``sorted_keys``, as bool of ``keys``' shape."""
+    if sorted_keys.numel() == 0:
+        return torch.zeros_like(keys, dtype=torch.bool)
+    pos = torch.searchsorted(sorted_keys, keys).clamp_(max=sorted_keys.numel() - 1)
+    return sorted_keys[pos] == keys
 
 
 def top_k_indices(scores: Tensor, k: int) -> Tensor:
@@ -110,39 +188,60 @@ class FullRankingMetric(Metric):
         keys = [f"{m}@{k}" for k in sorted({int(k) for k in ks}) for m in (*METRICS, "coverage")]
         return [*keys, "n_users"]
 
-    def update(self, scores: Tensor, targets: Tensor, mask: Tensor) -> None:
+    def update(self, scores: Tensor, targets: Rows, mask: Rows, item_mask: Tensor | None = None) -> None:
         """Add a batch of users.
 
+        Masked entries are set to ``-inf`` through their CSR positions (no dense mask), and relevance of the
+        top-k lists is looked up in the sorted target keys, so the dense work per batch is the NaN check and
+        one ``topk``.
+
         Args:
-            scores: ``(B, I)`` scores, higher is better.
-            targets: ``(B, I)`` bool, relevant items.
-            mask: ``(B, I)`` bool, items never recommended (known interactions); must not overlap ``targets``.
+            scores: ``(B, I)`` scores, higher is better (kept in their floating dtype; integers become float32).
+            targets: relevant items, ``(B, I)`` bool or :class:`SparseRows` with B rows.
+            mask: items never recommended (known interactions), same forms; must not overlap ``targets``.
+            item_mask: optional ``(I,)`` bool, items never recommended to anyone (e.g. ranking within a subset).
         """
         if scores.dim() != 2 or scores.shape[1] != self.num_items:
             raise ValueError(f"scores must be (B, {self.num_items}); got {tuple(scores.shape)}")
-        if targets.shape != scores.shape or mask.shape != scores.shape:
-            raise ValueError(
-                f"scores, targets and mask must have the same shape; got {tuple(scores.shape)}, "
-                f"{tuple(targets.shape)}, {tuple(mask.shape)}"
-            )
-        targets, mask = targets.bool(), mask.bool()
-        if (targets & mask).any():
+        n_items = self.num_items
+        for name, rows in (("targets", targets), ("mask", mask)):
+            shape = rows.shape if isinstance(rows, Tensor) else (rows.n_rows, n_items)
+            if tuple(shape) != tuple(scores.shape):
+                raise ValueError(
+                    f"scores, targets and mask must have the same shape; got {tuple(scores.shape)}, "
+                    f"{name} {tuple(shape)}"
+                )
+        if item_mask is not None and item_mask.shape != (n_items,):
+            raise ValueError(f"item_mask must be ({n_items},) bool; got {tuple(item_mask.shape)}")
+        t = targets if isinstance(targets, SparseRows) else SparseRows.from_dense(targets)
+        m = mask if isinstance(mask, SparseRows) else SparseRows.from_dense(mask)
+        t_keys, m_keys = t.keys(n_items), m.keys(n_items)
+        overlap = _in_sorted(t_keys, m_keys)
+        if item_mask is not None:
+            overlap |= item_mask[t_keys % n_items]
+        if overlap.any():
             # A masked target can never be ranked; overlap means train and eval pairs were not disjoint.
-            raise ValueError(f"{int((targets & mask).sum())} target entries are also masked")
-        n_rel = targets.sum(1)
+            raise ValueError(f"{int(overlap.sum())} target entries are also masked")
+        n_rel = t.indptr[1:] - t.indptr[:-1]
         keep = n_rel > 0
-        if not keep.all():
-            scores, targets, mask, n_rel = scores[keep], targets[keep], mask[keep], n_rel[keep]
-        if len(n_rel) == 0:
+        if not keep.any():
             return
         if not scores.is_floating_point():
             scores = scores.to(torch.float32)
-        if torch.isnan(scores).any():
+        if torch.isnan(scores[keep] if not keep.all() else scores).any():
             raise ValueError("scores contain NaN")
-        scores = scores.masked_fill(mask, float("-inf"))
-        idx = top_k_indices(scores, self.ks[-1])
-        hits = targets.gather(1, idx)
-        unmasked = ~mask.gather(1, idx)  # fewer than k unmasked items: the rest of the list is not shown
+        masked = scores.index_put((m.row_ids(), m.indices), scores.new_tensor(float("-inf")))
+        if item_mask is not None:
+            masked = masked.masked_fill_(item_mask[None, :], float("-inf"))
+        rows = keep.nonzero().squeeze(1)  # original row of each kept user
+        if len(rows) < scores.shape[0]:
+            masked, n_rel = masked[rows], n_rel[rows]
+        idx = top_k_indices(masked, self.ks[-1])
+        keys = rows[:, None] * n_items + idx  # (B', k) keys in the batch's row numbering
+        hits = _in_sorted(keys, t_keys)
+        unmasked = ~_in_sorted(keys, m_keys)  # fewer than k unmasked items: the rest of the list is not shown
+        if item_mask is not None:
+            unmasked &= ~item_mask[idx]
         for k in self.ks:
             for name, fn in METRICS.items():
                 state = f"{name}_at_{k}"
@@ -253,7 +352,11 @@ def evaluate_full_ranking(
             if metric is None:
                 metric = FullRankingMetric(ks, num_items=n_items).to(scores.device)
             dev = scores.device
-            metric.update(scores, rows_to_dense(targets, batch).to(dev), rows_to_dense(mask, batch).to(dev))
+            metric.update(
+                scores,
+                SparseRows(*(x.to(dev) for x in SparseRows.from_csr(targets, batch))),
+                SparseRows(*(x.to(dev) for x in SparseRows.from_csr(mask, batch))),
+            )
             if b % every == 0 or b == n_batches:
                 log.log(
                     level,

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from recsys_gnn.data.interactions import InteractionData
-from recsys_gnn.eval.ranking import FullRankingMetric
+from recsys_gnn.eval.ranking import FullRankingMetric, SparseRows
 from recsys_gnn.models.base import LOSSES, Recommender
 
 log = logging.getLogger(__name__)
@@ -108,20 +108,30 @@ class RecModule(pl.LightningModule):
             hist = self.histories[stage].to(cache[0].device)
             self._cache = self.model.fold_in(cache, hist, self.n_users)
 
-    def _eval_step(self, stage: str, batch: dict[str, Tensor]) -> None:
+    def _eval_step(self, stage: str, batch: dict[str, Any]) -> None:
+        """Score a batch of users and add it to the stage's metrics.
+
+        ``batch["targets"]`` / ``batch["mask"]`` are CSR :class:`~recsys_gnn.eval.ranking.SparseRows`
+        (from :class:`~recsys_gnn.data.datamodule.RankingUsers`) or dense ``(B, I)`` bool tensors.
+        """
         assert self._cache is not None
         users, targets, mask = batch["user"], batch["targets"], batch["mask"]
+        if isinstance(targets, Tensor):
+            targets = SparseRows.from_dense(targets)
+        if isinstance(mask, Tensor):
+            mask = SparseRows.from_dense(mask)
         scores = self.model.score(users, self._cache)  # (B, I)
         self.metrics[stage].update(scores, targets, mask)
         for name, subset in self.item_subsets.items():
-            subset = subset.to(targets.device)
-            self.metrics[f"{stage}_{name}"].update(scores, targets & subset, mask)
+            subset = subset.to(scores.device)
+            sub_targets = targets.keep_items(subset)
+            self.metrics[f"{stage}_{name}"].update(scores, sub_targets, mask)
             # Ranking within the subset only (e.g. a catalogue of new items): the other items are masked.
-            self.metrics[f"{stage}_{name}_only"].update(scores, targets & subset, mask | ~subset)
+            self.metrics[f"{stage}_{name}_only"].update(scores, sub_targets, mask, item_mask=~subset)
         for name, subset in self.user_subsets.items():
             rows = subset.to(users.device)[users]
             if rows.any():
-                self.metrics[f"{stage}_{name}"].update(scores[rows], targets[rows], mask[rows])
+                self.metrics[f"{stage}_{name}"].update(scores[rows], targets.select(rows), mask.select(rows))
 
     def _end_eval(self, stage: str) -> None:
         for key, metric in self.metrics.items():

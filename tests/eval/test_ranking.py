@@ -211,3 +211,116 @@ def test_top_k_fast_path_equals_the_reference_order(levels: int | None) -> None:
     ref = torch.from_numpy(np.lexsort((items.numpy(), -scores.numpy()), axis=1))
     for k in (1, 5, 10, 56, 57):
         assert torch.equal(top_k_indices(scores, k), ref[:, :k]), k
+
+
+# -- CSR-row masking against the previous dense implementation -------------------------------------------------
+def reference_update(
+    metric: FullRankingMetric, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+):
+    """The dense-mask ``FullRankingMetric.update`` this module had before CSR-row masking (kept as the oracle)."""
+    from recsys_gnn.eval.metrics import METRICS
+
+    targets, mask = targets.bool(), mask.bool()
+    if (targets & mask).any():
+        raise ValueError(f"{int((targets & mask).sum())} target entries are also masked")
+    n_rel = targets.sum(1)
+    keep = n_rel > 0
+    scores, targets, mask, n_rel = scores[keep], targets[keep], mask[keep], n_rel[keep]
+    if len(n_rel) == 0:
+        return
+    if torch.isnan(scores).any():
+        raise ValueError("scores contain NaN")
+    scores = scores.masked_fill(mask, float("-inf"))
+    idx = top_k_indices(scores, metric.ks[-1])
+    hits = targets.gather(1, idx)
+    unmasked = ~mask.gather(1, idx)
+    for k in metric.ks:
+        for name, fn in METRICS.items():
+            state = f"{name}_at_{k}"
+            setattr(metric, state, getattr(metric, state) + fn(hits, n_rel, k).sum())
+        rec = getattr(metric, f"rec_at_{k}").clone()
+        rec[idx[:, :k][unmasked[:, :k]]] = True
+        setattr(metric, f"rec_at_{k}", rec)
+    metric.n_users = metric.n_users + len(n_rel)
+
+
+def random_case(seed: int, b: int = 40, n: int = 50, levels: int = 4):
+    """Scores on few levels (many ties, incl. at the cut-off), disjoint targets and masks, empty rows,
+    and rows with fewer unmasked items than k."""
+    gen = torch.Generator().manual_seed(seed)
+    scores = torch.randint(0, levels, (b, n), generator=gen).float()
+    r = torch.rand(b, n, generator=gen)
+    targets, mask = r < 0.1, (r > 0.75)
+    targets[:3] = False  # users without targets
+    mask[3:5] = True  # almost everything masked
+    mask[3:5, :2] = False
+    targets[3:5] = False
+    targets[3:5, 0] = True
+    return scores, targets, mask
+
+
+REF_WARNING = pytest.mark.filterwarnings(
+    "ignore:The ``compute`` method of metric:UserWarning"
+)  # oracle's states
+
+
+@REF_WARNING
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("form", ["dense", "sparse"])
+def test_csr_masking_equals_the_dense_reference(seed: int, form: str) -> None:
+    from recsys_gnn.eval.ranking import SparseRows
+
+    scores, targets, mask = random_case(seed)
+    fast, ref = FullRankingMetric((1, 5, 20), num_items=50), FullRankingMetric((1, 5, 20), num_items=50)
+    for rows in (slice(0, 17), slice(17, 40)):
+        t, m = targets[rows], mask[rows]
+        if form == "sparse":
+            t, m = SparseRows.from_dense(t), SparseRows.from_dense(m)
+        fast.update(scores[rows], t, m)
+        reference_update(ref, scores[rows], targets[rows], mask[rows])
+    got, want = fast.compute(), ref.compute()
+    assert got.keys() == want.keys()
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=0, atol=0, msg=key)
+
+
+@REF_WARNING
+def test_item_mask_equals_masking_those_columns_densely() -> None:
+    scores, targets, mask = random_case(7)
+    subset = torch.arange(50) % 3 != 0
+    fast, ref = FullRankingMetric((5, 10), num_items=50), FullRankingMetric((5, 10), num_items=50)
+    fast.update(scores, targets & subset, mask, item_mask=~subset)
+    reference_update(ref, scores, targets & subset, mask | ~subset)
+    for key, value in ref.compute().items():
+        torch.testing.assert_close(fast.compute()[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_sparse_rows_helpers() -> None:
+    from recsys_gnn.eval.ranking import SparseRows
+
+    dense = torch.tensor([[1, 0, 1, 0], [0, 0, 0, 0], [0, 1, 1, 1]], dtype=torch.bool)
+    rows = SparseRows.from_dense(dense)
+    assert rows.indptr.tolist() == [0, 2, 2, 5] and rows.indices.tolist() == [0, 2, 1, 2, 3]
+    assert torch.equal(rows.to_dense(4), dense)
+    assert torch.equal(rows.select(torch.tensor([True, False, True])).to_dense(4), dense[[0, 2]])
+    items = torch.tensor([False, True, True, False])
+    assert torch.equal(rows.keep_items(items).to_dense(4), dense & items)
+    # from_csr drops explicit zeros and merges duplicates
+    m = sp.csr_matrix(
+        (np.array([1.0, 0.0, 1.0, 1.0]), (np.array([0, 0, 1, 1]), np.array([1, 2, 3, 3]))), shape=(2, 4)
+    )
+    got = SparseRows.from_csr(m, np.array([1, 0]))
+    assert got.indptr.tolist() == [0, 1, 2] and got.indices.tolist() == [3, 1]
+
+
+def test_nan_scores_are_rejected_with_sparse_rows() -> None:
+    from recsys_gnn.eval.ranking import SparseRows
+
+    scores = torch.rand(2, 5)
+    scores[1, 4] = float("nan")
+    t = SparseRows.from_dense(torch.tensor([[1, 0, 0, 0, 0], [0, 1, 0, 0, 0]]))
+    m = SparseRows.from_dense(torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="NaN"):
+        FullRankingMetric((2,), num_items=5).update(scores, t, m)
+    with pytest.raises(ValueError, match="also masked"):
+        FullRankingMetric((2,), num_items=5).update(torch.rand(2, 5), t, t)

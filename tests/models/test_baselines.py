@@ -214,6 +214,34 @@ def test_lightgcn_id_matches_dense_propagation() -> None:
     torch.testing.assert_close(reg, expected_reg)
 
 
+@pytest.mark.parametrize("kind", ["bpr", "softmax"])
+@pytest.mark.parametrize("shared", [False, True])
+def test_lightgcn_id_one_gather_loss_equals_the_generic_loss(
+    context: ModelContext, kind: str, shared: bool
+) -> None:
+    """The single-gather ``LightGCNId.loss`` equals ``Recommender.loss`` (embed + regularization), for both
+    backends, per-user and shared negatives; gradients too."""
+    from recsys_gnn.models.base import Recommender
+
+    batch = full_batch(context.data)
+    if shared:
+        batch["neg"] = torch.tensor([0, 3, 5, 7])
+        batch["neg_valid"] = (
+            torch.rand(len(batch["user"]), 4, generator=torch.Generator().manual_seed(0)) > 0.2
+        )
+    losses, grads = [], []
+    for backend, generic in (("dgl", True), ("csr", True), ("csr", False)):
+        torch.manual_seed(0)
+        model = LightGCNId(context, dim=6, num_layers=2, weight_decay_emb=0.1, backend=backend)
+        loss, _ = Recommender.loss(model, batch, kind) if generic else model.loss(batch, kind)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append(torch.cat([model.user_emb.weight.grad, model.item_emb.weight.grad]))
+    for loss, grad in zip(losses[1:], grads[1:], strict=True):
+        torch.testing.assert_close(loss, losses[0])
+        torch.testing.assert_close(grad, grads[0], rtol=1e-5, atol=1e-7)
+
+
 def test_lightgcn_id_ignores_the_context_graph(context: ModelContext) -> None:
     """Even when the run's graph is item-only, LightGCNId builds its own user-item graph."""
     ctx = ModelContext(context.data, graph_builder=object())
@@ -413,3 +441,23 @@ def test_id_baselines_train_with_softmax_and_cosine(tiny_env, make_cfg, model) -
     assert torch.isfinite(loss) and m.user_emb.weight.grad is not None
     users, items = m.embed()
     torch.testing.assert_close(items.norm(dim=1), torch.ones(data.n_items))
+
+
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+@pytest.mark.parametrize("shared", [False, True])
+def test_lightgcn_id_fast_loss_equals_the_generic_loss(tiny_env, make_cfg, similarity, shared) -> None:
+    from recsys_gnn.models.base import Recommender
+    from recsys_gnn.pipeline import build_model, load_data
+
+    cfg = make_cfg(["model=lightgcn_id", "~gnn", "~graph", "compress.dim=8", f"model.similarity={similarity}"])
+    data = load_data(cfg)
+    m = build_model(cfg, data)
+    batch = {"user": torch.tensor([0, 1]), "pos": torch.as_tensor(data.train[:2, 1])}
+    if shared:
+        batch |= {"neg": torch.tensor([0, 1, 2]), "neg_valid": torch.tensor([[True, False, True]] * 2)}
+    else:
+        batch |= {"neg": torch.tensor([[0, 1], [2, 0]])}
+    for kind in ("bpr", "softmax"):
+        fast, _ = m.loss(batch, kind=kind, temperature=0.2)
+        generic, _ = Recommender.loss(m, batch, kind=kind, temperature=0.2)
+        torch.testing.assert_close(fast, generic)

@@ -10,6 +10,7 @@ import dgl.function as fn
 import torch
 from torch import nn
 
+from recsys_gnn.graph.spmm import BACKENDS, propagate
 from recsys_gnn.models.gnn.base import GNNStack, check_choice, check_probability
 
 ACTIVATIONS = ("none", "relu", "tanh")
@@ -36,6 +37,8 @@ class GCN(GNNStack):
         dropout: dropout on each layer's input to ``W``, in [0, 1).
         activation: one of ``none``, ``relu``, ``tanh``.
         learn_alpha: learn one ``a_k`` per layer instead of fixing it.
+        backend: ``csr`` (cached torch CSR product, :mod:`recsys_gnn.graph.spmm`; runs on any torch device) or
+            ``dgl`` (``update_all``); same numbers to float tolerance.
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class GCN(GNNStack):
         dropout: float = 0.0,
         activation: str = "none",
         learn_alpha: bool = False,
+        backend: str = "csr",
     ) -> None:
         super().__init__(dim, num_layers)
         if not isinstance(alpha, numbers.Real) or not math.isfinite(alpha) or alpha <= 0:
@@ -54,6 +58,7 @@ class GCN(GNNStack):
         self.dropout_p = check_probability("dropout", dropout)
         self.activation = check_choice("activation", activation, ACTIVATIONS)
         self.learn_alpha = bool(learn_alpha)
+        self.backend = check_choice("backend", backend, BACKENDS)
         self.linears = nn.ModuleList(nn.Linear(dim, dim, bias=False) for _ in range(num_layers))
         if self.learn_alpha:
             self.alpha = nn.Parameter(torch.empty(num_layers))
@@ -82,6 +87,10 @@ class GCN(GNNStack):
         """Apply the K residual layers; ``feat`` (N, D) -> (N, D)."""
         weight = self.resolve_edge_weight(graph, feat, edge_weight)
         h = feat
+        if self.backend == "csr":
+            for k, lin in enumerate(self.linears):
+                h = h + self.alpha[k] * self._act(propagate(graph, lin(self.dropout(h)), weight))
+            return h
         with graph.local_scope():
             graph.edata["_gcn_w"] = weight
             for k, lin in enumerate(self.linears):
@@ -94,5 +103,5 @@ class GCN(GNNStack):
     def extra_repr(self) -> str:
         return (
             f"dim={self.dim}, num_layers={self.num_layers}, alpha={self.alpha_init}, dropout={self.dropout_p}, "
-            f"activation={self.activation!r}, learn_alpha={self.learn_alpha}"
+            f"activation={self.activation!r}, learn_alpha={self.learn_alpha}, backend={self.backend!r}"
         )

@@ -9,7 +9,8 @@ import dgl
 import dgl.function as fn
 import torch
 
-from recsys_gnn.models.gnn.base import GNNStack
+from recsys_gnn.graph.spmm import BACKENDS, propagate
+from recsys_gnn.models.gnn.base import GNNStack, check_choice
 
 
 class LightGCN(GNNStack):
@@ -30,10 +31,19 @@ class LightGCN(GNNStack):
         dim: feature size D.
         num_layers: propagation steps K, >= 1.
         layer_weights: K + 1 non-negative weights of ``E^(0)..E^(K)`` (not all 0), or None for the mean.
+        backend: ``csr`` (cached torch CSR product, :mod:`recsys_gnn.graph.spmm`; runs on any torch device) or
+            ``dgl`` (``update_all``); same numbers to float tolerance.
     """
 
-    def __init__(self, dim: int, num_layers: int = 2, layer_weights: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_layers: int = 2,
+        layer_weights: Sequence[float] | None = None,
+        backend: str = "csr",
+    ) -> None:
         super().__init__(dim, num_layers)
+        self.backend = check_choice("backend", backend, BACKENDS)
         if layer_weights is not None:
             layer_weights = [float(c) for c in layer_weights]
             if len(layer_weights) != num_layers + 1:
@@ -64,6 +74,11 @@ class LightGCN(GNNStack):
         coef = self.coef.to(feat.dtype)
         out = coef[0] * feat
         h = feat
+        if self.backend == "csr":
+            for k in range(self.num_layers):
+                h = propagate(graph, h, weight)
+                out = out + coef[k + 1] * h
+            return out
         with graph.local_scope():
             graph.edata["_lgcn_w"] = weight
             for k in range(self.num_layers):
@@ -74,4 +89,4 @@ class LightGCN(GNNStack):
         return out
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, num_layers={self.num_layers}, layer_weights={self.layer_weights}"
+        return f"dim={self.dim}, num_layers={self.num_layers}, layer_weights={self.layer_weights}, backend={self.backend!r}"

@@ -1,0 +1,105 @@
+"""Cached CSR propagation: hand-computed products, duplicates, edge-weight gradients, caching and devices."""
+
+from __future__ import annotations
+
+import dgl
+import dgl.function as fn
+import pytest
+import torch
+
+from recsys_gnn.graph import spmm
+from recsys_gnn.graph.spmm import csr_pair, propagate
+
+
+def dgl_propagate(graph: dgl.DGLGraph, feat: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    with graph.local_scope():
+        graph.ndata["h"] = feat
+        graph.edata["w"] = weight
+        graph.update_all(fn.u_mul_e("h", "w", "m"), fn.sum("m", "out"))
+        return graph.ndata["out"]
+
+
+def test_hand_computed_product_and_zero_in_degree() -> None:
+    # edges 0->1 (w 2), 2->1 (w 3), 1->0 (w 0.5); node 2 has no incoming edge
+    g = dgl.graph((torch.tensor([0, 2, 1]), torch.tensor([1, 1, 0])), num_nodes=3)
+    feat = torch.tensor([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])
+    w = torch.tensor([2.0, 3.0, 0.5])
+    out = propagate(g, feat, w)
+    expected = torch.tensor([[1.0, 10.0], [2 * 1 + 3 * 3.0, 2 * 10 + 3 * 30.0], [0.0, 0.0]])
+    torch.testing.assert_close(out, expected)
+
+
+def random_graph(n: int, e: int, seed: int) -> dgl.DGLGraph:
+    gen = torch.Generator().manual_seed(seed)
+    src = torch.randint(0, n, (e,), generator=gen)
+    dst = torch.randint(0, n, (e,), generator=gen)
+    return dgl.graph((src, dst), num_nodes=n)
+
+
+@pytest.mark.parametrize("with_duplicates", [False, True])
+def test_matches_dgl_with_gradients_in_features_and_weights(with_duplicates: bool) -> None:
+    g = random_graph(30, 200, seed=1)
+    if with_duplicates:  # repeat some edges: their weights must add up
+        src, dst = g.edges()
+        g = dgl.graph((torch.cat([src, src[:50]]), torch.cat([dst, dst[:50]])), num_nodes=30)
+    else:
+        g = dgl.to_simple(g)
+    pair = csr_pair(g, "cpu")
+    assert (pair.perm is None) == with_duplicates
+    gen = torch.Generator().manual_seed(2)
+    feat = torch.randn(30, 5, generator=gen)
+    weight = torch.rand(g.num_edges(), generator=gen)
+    probe = torch.randn(30, 5, generator=gen)
+    grads = {}
+    for name, fn_ in (("dgl", dgl_propagate), ("csr", propagate)):
+        x, w = feat.clone().requires_grad_(True), weight.clone().requires_grad_(True)
+        out = fn_(g, x, w)
+        (out * probe).sum().backward()
+        grads[name] = (out.detach(), x.grad, w.grad)
+    for a, b in zip(grads["csr"], grads["dgl"], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_structure_is_cached_per_graph_and_weights_change_per_call() -> None:
+    g = random_graph(20, 60, seed=3)
+    first = csr_pair(g, "cpu")
+    assert csr_pair(g, "cpu") is first
+    feat = torch.randn(20, 4)
+    w1, w2 = torch.rand(60), torch.rand(60)
+    torch.testing.assert_close(propagate(g, feat, w2), dgl_propagate(g, feat, w2))
+    torch.testing.assert_close(propagate(g, feat, w1), dgl_propagate(g, feat, w1))
+    assert csr_pair(g, "cpu") is first
+    g.add_edges(torch.tensor([0]), torch.tensor([1]))  # structure changed in place: rebuilt
+    assert csr_pair(g, "cpu") is not first
+    w3 = torch.rand(61)
+    torch.testing.assert_close(propagate(g, feat, w3), dgl_propagate(g, feat, w3))
+    n_cached = len(spmm._CACHE)
+    del g
+    import gc
+
+    gc.collect()
+    assert len(spmm._CACHE) == n_cached - 1
+
+
+def test_bad_shapes_raise() -> None:
+    g = random_graph(5, 8, seed=4)
+    with pytest.raises(ValueError, match="feat must be"):
+        propagate(g, torch.randn(4, 3), torch.rand(8))
+    with pytest.raises(ValueError, match="edge_weight must be"):
+        propagate(g, torch.randn(5, 3), torch.rand(7))
+
+
+def test_operator_follows_the_feature_device() -> None:
+    """The CSR lives on the features' device; a CPU graph (CPU-only DGL) still propagates device features."""
+    devices = ["meta"] if not torch.cuda.is_available() else ["cuda"]
+    g = random_graph(10, 30, seed=5)
+    for dev in devices:
+        if dev == "meta":
+            pair = csr_pair(g, dev)
+            assert pair.crow.device.type == "meta" and pair.col_t.device.type == "meta"
+            assert csr_pair(g, "cpu").crow.device.type == "cpu"
+            continue
+        feat, w = torch.randn(10, 3), torch.rand(30)
+        out = propagate(g, feat.to(dev), w.to(dev))
+        assert out.device.type == dev
+        torch.testing.assert_close(out.cpu(), dgl_propagate(g, feat, w))
