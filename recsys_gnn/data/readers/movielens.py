@@ -129,7 +129,8 @@ def _rows_to_table(
     n = len(names)
     lens = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
     bad = np.flatnonzero(lens != n)
-    if len(bad) and bad[-1] == len(rows) - 1 and lens[-1] < n:
+    # the last line alone short: a cut file (every line short is a wrong format, reported at its first line)
+    if len(bad) == 1 and bad[-1] == len(rows) - 1 and lens[-1] < n:
         raise rawfile.truncated_last_line(path, lines[-1], int(lens[-1]), n, names)
     if len(bad):
         i = int(bad[0])

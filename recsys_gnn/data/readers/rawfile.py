@@ -67,7 +67,7 @@ def decode(path: Path, data: bytes, encodings: str | Sequence[str]) -> str:
         FileEncodingError: UTF-16 text, or no encoding fits (names the line and byte).
     """
     encs = [encodings] if isinstance(encodings, str) else list(encodings)
-    check_encoding(path, data, encs[-1])
+    check_encoding(path, data, encs[-1].upper())
     for i, enc in enumerate(encs):
         try:
             text = data.decode("utf-8-sig" if enc.replace("_", "-").lower() == "utf-8" else enc)
@@ -101,6 +101,8 @@ def check_final_newline(path: Path, text: str | bytes) -> None:
 
 def no_line_ending(path: Path, line: int, tail: str | bytes) -> TruncatedFileError:
     """The error for a last line (number ``line``, text ``tail``) that has no line ending."""
+    if isinstance(tail, bytes):
+        tail = tail.decode("utf-8", errors="replace")
     return TruncatedFileError(
         f"{path}: line {line}: the file ends without a line ending after {tail[-60:]!r}; it looks truncated "
         "(cut mid-line). Expected the complete official file: copy or download it again"
