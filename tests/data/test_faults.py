@@ -28,6 +28,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -372,3 +373,42 @@ def test_every_reader_and_fault_is_covered() -> None:
             f for t in TARGETS if t.reader == r for f in FAULTS if not (f == "out_of_range" and t.bad is None)
         }
         assert faults == set(FAULTS), r
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The staged real files (RECSYS_GNN_RAW): a copy cut at half its bytes is refused by the reader itself too
+# --------------------------------------------------------------------------------------------------------------
+
+REAL_CUTS = [
+    ("ml-latest-small", "ratings.csv", read_ml_latest_small),
+    ("ml-100k", "u.data", read_ml_100k),
+    ("hetrec2011-lastfm-2k", "user_artists.dat", read_lastfm),
+    ("amazon2018", "Gift_Cards_5.json.gz", lambda root: read_amazon_5core(root, "Gift_Cards")),
+    ("amazon2018", "Magazine_Subscriptions.csv", lambda root: read_amazon_ratings(root, "Magazine_Subscriptions")),
+    ("unisrec-scientific", "Scientific.test.inter", read_unisrec),
+    ("nemig", _NEMIG["behaviors"], read_nemig),
+    ("nemig", _NEMIG["content_literals"], read_nemig),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("folder", "member", "read"), REAL_CUTS, ids=[f"{f}:{m}" for f, m, _ in REAL_CUTS])
+def test_real_file_cut_at_half_is_refused_by_its_reader(
+    folder: str, member: str, read: Callable[[Path], object], tmp_path: Path
+) -> None:
+    """Without the registry check (as with RECSYS_GNN_ALLOW_UNVERIFIED=1), the reader still refuses."""
+    raw = os.environ.get("RECSYS_GNN_RAW")
+    if not raw or not (Path(raw) / folder).is_dir():
+        pytest.skip("RECSYS_GNN_RAW with this dataset is not available")
+    src = Path(raw) / folder
+    root = tmp_path / folder
+    for f in src.rglob("*"):
+        if f.is_file() and not f.name.endswith(".md"):
+            (root / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+            if f.relative_to(src).as_posix() == member:
+                data = f.read_bytes()
+                (root / member).write_bytes(data[: len(data) // 2])
+            else:
+                (root / f.relative_to(src)).symlink_to(f)
+    with pytest.raises(TruncatedFileError) as err:
+        read(root)
+    assert str(root / member) in str(err.value)
