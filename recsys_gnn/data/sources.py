@@ -11,23 +11,37 @@ searching in order:
    leaves partial files where a reader would find them.
 
 Files without a published checksum are refused unless ``RECSYS_GNN_ALLOW_UNVERIFIED=1`` is set.
+
+Whichever folder is used, every requested member file is then checked against the size and sha256 of the
+official copy recorded in its source's ``digests`` (:func:`verify_members`): a copy that differs (truncated,
+edited, another release) or that has no recorded digest is refused with the file, the expected and the found
+values, unless ``RECSYS_GNN_ALLOW_UNVERIFIED=1`` explicitly allows an unverified run (then each such file is
+logged as a warning). The size is compared first; a file's sha256 is computed once and remembered for its
+(path, size, mtime) in ``$RECSYS_GNN_CACHE/verified_raw.json`` (never in the raw folder).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from recsys_gnn.data.errors import ChecksumError, ConfigError, DataError, DatasetNotFoundError
+from recsys_gnn.data.errors import (
+    ChecksumError,
+    ConfigError,
+    DataError,
+    DatasetNotFoundError,
+    RawFileMismatchError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +120,23 @@ class UrlTemplate:
 
 
 @dataclass(frozen=True)
+class MemberDigest:
+    """Byte size and sha256 of one member file of the official release.
+
+    The size is compared first (instant: a truncated copy is shorter); the digest only when the size matches.
+    """
+
+    size: int
+    sha256: str
+
+    def __post_init__(self) -> None:
+        if self.size < 0 or not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise ConfigError(
+                f"member digest ({self.size}, {self.sha256!r}): expected size >= 0 and a sha256"
+            )
+
+
+@dataclass(frozen=True)
 class Source:
     """A dataset's origin.
 
@@ -118,6 +149,13 @@ class Source:
         license: short summary of the terms of use.
         homepage: page describing the dataset and its terms.
         templates: URL templates for members not listed in ``files``.
+        digests: for each member file (dataset-relative path) with a known official copy, its size and
+            sha256; :func:`resolve` refuses a local copy that differs, and a member without an entry unless
+            ``RECSYS_GNN_ALLOW_UNVERIFIED=1``.
+        verify: False for sources with no official release to compare with (generated data); their files
+            are never checked.
+        optional: member files read only under some reader options (ml-100k's folds): not required, but
+            verified like the requested ones whenever they are present.
     """
 
     name: str
@@ -127,6 +165,9 @@ class Source:
     license: str = ""
     homepage: str = ""
     templates: tuple[UrlTemplate, ...] = field(default=())
+    digests: Mapping[str, MemberDigest] = field(default_factory=dict)
+    verify: bool = True
+    optional: tuple[str, ...] = ()
 
     def remote_for(self, member: str) -> RemoteFile | None:
         """The file that provides ``member``: a listed file first, then a URL template; None if neither."""
@@ -156,45 +197,103 @@ _GROUPLENS_LICENSE = (
 
 
 def _movielens(
-    name: str, md5: str | None, members: tuple[str, ...], redistribution: str, homepage: str
+    name: str,
+    md5: str | None,
+    provides: tuple[str, ...],
+    members: tuple[str, ...],
+    redistribution: str,
+    homepage: str,
+    digests: dict[str, tuple[int, str]] | None = None,
+    optional: tuple[str, ...] = (),
 ) -> Source:
+    """``provides``: what the zip yields; ``members``: what the reader needs (the default of :func:`resolve`)."""
     return Source(
         name=name,
         files=(
             RemoteFile(
-                f"{_GROUPLENS}/movielens/{name}.zip", f"{name}.zip", md5, "md5", True, members=members
+                f"{_GROUPLENS}/movielens/{name}.zip", f"{name}.zip", md5, "md5", True, members=provides
             ),
         ),
         members=members,
         archive_root=name,
         license=f"{_GROUPLENS_LICENSE}; {redistribution}",
         homepage=homepage,
+        digests=_member_digests(digests or {}),
+        optional=optional,
     )
 
 
-_ML100K_MEMBERS = ("u.data", "u.item", "u.genre", "u.user", "u.occupation", "u.info") + tuple(
+def _member_digests(table: dict[str, tuple[int, str]]) -> dict[str, MemberDigest]:
+    return {member: MemberDigest(size, sha) for member, (size, sha) in table.items()}
+
+
+# Byte size and sha256 of every member file a reader reads, measured on the copies in RECSYS_GNN_RAW, each
+# checked there against the official release (see that folder's PROVENANCE.md: cross-repository git blob
+# consensus, published counts). A local copy is verified against these before it is read (:func:`resolve`).
+_ML_LATEST_SMALL_FILES = {
+    "ratings.csv": (2_483_723, "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646"),
+    "movies.csv": (494_431, "5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07"),
+    "tags.csv": (118_660, "92a9f8bb7916dceef6151209845788c3643f794dfa79d1feaec7121b5960399d"),
+    "links.csv": (197_979, "97ad18e4e56a09363c65676b6cb3482ce3e2cea2372a24620c1599c843325f31"),
+}
+_ML100K_FILES = {
+    "u.data": (1_979_173, "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"),
+    "u.item": (236_344, "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701"),
+    "u.genre": (202, "9757e0d3e6b298159a80dd48eaf938114690e911e39af97a76949ef1663610bb"),
+    "u.user": (22_628, "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c"),
+    "u.occupation": (193, "cd5fbec9afe345d993a62fc7817df1a4a9079c4feb267b3118763b8fd942137d"),
+    "u.info": (36, "5b0a40b2e47a729ee6203063f6dcf8790c2e63f5a18663e6ee318a72c5f3c27b"),
+    "u1.base": (1_586_544, "ce253ec86c448b44fb3ba9a30d12dcfc2e9210cbde71efada3730c22e9ac212a"),
+    "u1.test": (392_629, "18c6014a4b2c7324f250a63f8904a7b16b2b19f911129e346141507b0cbac950"),
+    "u2.base": (1_583_948, "6c06f0b5df4b256da1a994f3ac66edc8da4d3f09bc9282df6b14d893366d703e"),
+    "u2.test": (395_225, "4de658d1e04ed9104629509a2e2528fce833ac8e048280183f1df167632038c3"),
+    "u3.base": (1_582_546, "afdc155c291c6edc41c0407e39d7462eb98d341e064f0b0a12175b80b3c4af5d"),
+    "u3.test": (396_627, "0f548b51c78327de4c156461d3e430b7e5579fe2b5681586a59416e48fd35f6d"),
+    "u4.base": (1_581_878, "219f0f4d40dfe9c5141d425f53fa91ee23ed275f14e280bbf1b50117afb064ca"),
+    "u4.test": (397_295, "7c02ad0a1e7ab1083c8b9d4b627203a051dd7b5eab46d99fa44de33470de8db9"),
+    "u5.base": (1_581_776, "a9574e59ce961eec2121627760b6e9b0974ce1637b3fe69ac32cb14a4bfab485"),
+    "u5.test": (397_397, "351cc52e0d15b6c721466276fc24671d40936899e3d01fadeaf312915b8c5634"),
+    "ua.base": (1_792_501, "67b5bcdb380c29f85d56a012ecd88612ae020f30a6730d117a334ee8203b91f2"),
+    "ua.test": (186_672, "d0497e202417720f57a184ec8c66be2d1afa4ff41bb53787c57b28d6bf79bc42"),
+    "ub.base": (1_792_476, "237254d253b6ad7de84f919d041055428646254f34ed8f562703c899430cd881"),
+    "ub.test": (186_697, "d54a72d05730d5892062734b2bec73e976f9b713d18c828a18b968d6cce442da"),
+}
+_ML100K_PROVIDES = ("u.data", "u.item", "u.genre", "u.user", "u.occupation", "u.info") + tuple(
     f"u{k}.{part}" for k in (1, 2, 3, 4, 5, "a", "b") for part in ("base", "test")
 )
-
-_HETREC_MEMBERS = (
-    "artists.dat",
-    "tags.dat",
-    "user_artists.dat",
-    "user_friends.dat",
-    "user_taggedartists.dat",
-)
+# read_ml_100k(fold=k) reads u<k>.base / u<k>.test instead of u.data
+_ML100K_FOLD_FILES = tuple(f"u{k}.{part}" for k in (1, 2, 3, 4, 5, "a", "b") for part in ("base", "test"))
+_HETREC_FILES = {
+    "artists.dat": (1_925_879, "c173881362c6b28551368fecb3c0be5a6a30a6cd859e1f5775413dfe46d48648"),
+    "tags.dat": (234_468, "e95175f259be4c0c47644ae23d66131cd6d5767142a1405000e79f5584691d70"),
+    "user_artists.dat": (1_296_455, "001400dc3c7d2667fca6e4ea6dc6acc31a9dd28ad5cd0f74cea988c019934d3b"),
+    "user_friends.dat": (251_565, "9a3a8f7fa5f5ec832335e5b58ed69a4cf27c6f6f6afcde62134810eea46445a7"),
+    "user_taggedartists.dat": (4_366_696, "d31fe938fcfeed6f0059f37a36b156f63674d073fc2553e5cc9dc1595e365bc7"),
+}
+# What recsys_gnn.data.readers.lastfm.read_lastfm reads (user_friends.dat is not read, so not required).
+_HETREC_MEMBERS = ("user_artists.dat", "artists.dat", "tags.dat", "user_taggedartists.dat")
 
 _AMAZON_BASE = "https://datarepo.eng.ucsd.edu/mcauley_group/data/amazon_v2"
-# sha256 of the files in RECSYS_GNN_RAW/amazon2018 (see its PROVENANCE.md); UCSD publishes no checksums.
-_AMAZON_SHA256: dict[str, str | None] = {
-    "Gift_Cards_5.json.gz": "41e1f0e50d3c1c9d7d949fb6315944c8bde51ea6b7429a29fdd0d02cbc07ef25",
-    # The staged copy is the older metaFiles/ release; the metaFiles2/ file at the official URL differs in
-    # bytes (image field names), so its digest is unknown.
-    "meta_Gift_Cards.json.gz": None,
-    "Magazine_Subscriptions_5.json.gz": "95c124603d62d6acdfd1bd62284934fb6c513db836ea64c2e8176c14256426f2",
-    "meta_Magazine_Subscriptions.json.gz": "147cb78dac0f9ce04849b196e2e13cad6a504bff45d53500b7a1fe8121d91595",
-    "Magazine_Subscriptions.csv": "6e1b48a78f7d4713a3f15abb028d5a1258e3c06d04b258b9d478f55d057a6696",
+# UCSD publishes no checksums; these are the staged files (see RECSYS_GNN_RAW/amazon2018/PROVENANCE.md).
+_AMAZON_FILES = {
+    "Gift_Cards_5.json.gz": (176_952, "41e1f0e50d3c1c9d7d949fb6315944c8bde51ea6b7429a29fdd0d02cbc07ef25"),
+    "meta_Gift_Cards.json.gz": (380_174, "07fd154b7275ab9b1537e3802913508c7a5f84ed00f73201cd3fa18b2b51b342"),
+    "Magazine_Subscriptions_5.json.gz": (
+        401_655,
+        "95c124603d62d6acdfd1bd62284934fb6c513db836ea64c2e8176c14256426f2",
+    ),
+    "meta_Magazine_Subscriptions.json.gz": (
+        1_276_947,
+        "147cb78dac0f9ce04849b196e2e13cad6a504bff45d53500b7a1fe8121d91595",
+    ),
+    "Magazine_Subscriptions.csv": (
+        3_653_615,
+        "6e1b48a78f7d4713a3f15abb028d5a1258e3c06d04b258b9d478f55d057a6696",
+    ),
 }
+# The staged meta_Gift_Cards.json.gz is the older metaFiles/ release; the metaFiles2/ file at the official URL
+# differs in bytes (image field names), so a download of it has no known digest.
+_AMAZON_NOT_AT_URL = {"meta_Gift_Cards.json.gz"}
 # Order matters: the first pattern that matches a member wins (``X_5.json.gz`` also matches ``X.json.gz``).
 _AMAZON_TEMPLATES = (
     UrlTemplate(r"meta_(?P<category>\w+)\.json\.gz", _AMAZON_BASE + "/metaFiles2/meta_{category}.json.gz"),
@@ -206,62 +305,151 @@ _AMAZON_TEMPLATES = (
 
 def _amazon_files() -> tuple[RemoteFile, ...]:
     out = []
-    for filename, digest in _AMAZON_SHA256.items():
+    for filename, (_, digest) in _AMAZON_FILES.items():
         derived = next(rf for t in _AMAZON_TEMPLATES if (rf := t.remote_for(filename)) is not None)
-        out.append(RemoteFile(derived.url, filename, digest, "sha256"))
+        checksum = None if filename in _AMAZON_NOT_AT_URL else digest
+        out.append(RemoteFile(derived.url, filename, checksum, "sha256"))
     return tuple(out)
 
 
 # UniSRec distributes its processed benchmark through Google Drive only; these are the bytes staged in
 # RECSYS_GNN_RAW, from a pinned commit of the CoWPiRec repository (see PROVENANCE.md).
 _UNISREC_BASE = "https://raw.githubusercontent.com/ysh-1998/CoWPiRec/db47560c2364650d22afc77080717287daec5079/dataset/Scientific"
-_UNISREC_SHA256 = {
-    "Scientific.item2index": "896ab1017508cf20834d3d0537da9f8f624324223a835af272a98ba16f8c087a",
-    "Scientific.user2index": "f0162b1a3a0c6b7e816f86208e7b36f65d6787923126f9558fbc6d368e4c4974",
-    "Scientific.text": "95887e6bda76e54f59b71b566320520d5da74e21d3b6ff8f20bfb6e8e84aa831",
-    "Scientific.train.inter": "7284f6489d956fa20c9b64ffc84569264320edba5c3bc2fcb22db2ea083a1163",
-    "Scientific.valid.inter": "5f37c84d3b54617cdc46638c89dfe8741c7efc4987acd5eb64de2cbd4311f46c",
-    "Scientific.test.inter": "546da7e5f44002b4518d7fd58066684bc09613f76c240914e16976d57cfe7083",
+_UNISREC_FILES = {
+    "Scientific.item2index": (69_050, "896ab1017508cf20834d3d0537da9f8f624324223a835af272a98ba16f8c087a"),
+    "Scientific.user2index": (165_602, "f0162b1a3a0c6b7e816f86208e7b36f65d6787923126f9558fbc6d368e4c4974"),
+    "Scientific.text": (859_222, "95887e6bda76e54f59b71b566320520d5da74e21d3b6ff8f20bfb6e8e84aa831"),
+    "Scientific.train.inter": (929_295, "7284f6489d956fa20c9b64ffc84569264320edba5c3bc2fcb22db2ea083a1163"),
+    "Scientific.valid.inter": (271_473, "5f37c84d3b54617cdc46638c89dfe8741c7efc4987acd5eb64de2cbd4311f46c"),
+    "Scientific.test.inter": (309_842, "546da7e5f44002b4518d7fd58066684bc09613f76c240914e16976d57cfe7083"),
 }
 
 # The authors' repository stores data/<kind>/<lang>/<file>; the dataset folder uses <lang>/<kind>/<file>.
 _NEMIG_BASE = (
     "https://raw.githubusercontent.com/andreeaiana/nemig/9eb1a36ce9b3ccf673cad66a238739d661bb7b23/data"
 )
-_NEMIG_SHA256 = {
-    "de/cache/disambiguated_publishers.csv": "a1fbdafa616fea7a84cb8f760d25a188f528ad205917ee15fd465ca8be21a2c9",
-    "de/cache/political_orientation_annotations.csv": "8fc6c7a9ca45bfb09dd91ba01f1449cd504208666141a51c0bbaa340cc669024",
-    "de/cache/sentiment_annotations.csv": "727050cedfcf81d32da135771da5e282be7700096f8e8bcbba6dbe53bdf83ad6",
-    "de/cache/subtopic_annotations.csv": "9b7a946aa2c7a2bc6c13e4772d22b5c3962b07b29b1c2c4d3590b4b8da7d6e95",
-    "de/kg/nemig_de_base-instances_content_literals.nt.bz2": "840eb6dd909543328dc67db61424b53410d6866e708c94e7dd01d5cdad673497",
-    "de/kg/nemig_de_base-instances_content_mapping.nt.bz2": "7cda3dfff6535332a9929d7b81ddb6a6833fdc6011fdafc32fb15aedb602ce34",
-    "de/kg/nemig_de_base-instances_metadata_literals.nt.bz2": "d33f6c406168e46beae81a782e019e3dc1c831b0da205b7cf8600c23311040ee",
-    "de/kg/nemig_de_base-instances_metadata_resources.nt.bz2": "40e5841369bb8a709dbf298810a0e6543ea3353fd6c0c97e3fcd9fb998794556",
+_NEMIG_FILES = {
+    "de/cache/disambiguated_publishers.csv": (
+        898,
+        "a1fbdafa616fea7a84cb8f760d25a188f528ad205917ee15fd465ca8be21a2c9",
+    ),
+    "de/cache/political_orientation_annotations.csv": (
+        730,
+        "8fc6c7a9ca45bfb09dd91ba01f1449cd504208666141a51c0bbaa340cc669024",
+    ),
+    "de/cache/sentiment_annotations.csv": (
+        98_416,
+        "727050cedfcf81d32da135771da5e282be7700096f8e8bcbba6dbe53bdf83ad6",
+    ),
+    "de/cache/subtopic_annotations.csv": (
+        281_102,
+        "9b7a946aa2c7a2bc6c13e4772d22b5c3962b07b29b1c2c4d3590b4b8da7d6e95",
+    ),
+    "de/kg/nemig_de_base-instances_content_literals.nt.bz2": (
+        644_687,
+        "840eb6dd909543328dc67db61424b53410d6866e708c94e7dd01d5cdad673497",
+    ),
+    "de/kg/nemig_de_base-instances_content_mapping.nt.bz2": (
+        90_998,
+        "7cda3dfff6535332a9929d7b81ddb6a6833fdc6011fdafc32fb15aedb602ce34",
+    ),
+    "de/kg/nemig_de_base-instances_metadata_literals.nt.bz2": (
+        244_839,
+        "d33f6c406168e46beae81a782e019e3dc1c831b0da205b7cf8600c23311040ee",
+    ),
+    "de/kg/nemig_de_base-instances_metadata_resources.nt.bz2": (
+        317_444,
+        "40e5841369bb8a709dbf298810a0e6543ea3353fd6c0c97e3fcd9fb998794556",
+    ),
     "de/kg/nemig_de_base-instances_political_orientation_mapping.nt.bz2": (
-        "3acf3182544c6b1c30a54475e8cf85b61f4147ce7fbe1e82052f38c9d7c584eb"
+        529,
+        "3acf3182544c6b1c30a54475e8cf85b61f4147ce7fbe1e82052f38c9d7c584eb",
     ),
-    "de/kg/nemig_de_base-instances_sentiment_mapping.nt.bz2": "e26a27f0087795667b923f63fbb0d7f6098f0aea7bfd5cf660cbb2971c236ec6",
-    "de/kg/nemig_de_base-instances_subtopic_mapping.nt.bz2": "41e8b4b753dc359b62d4ff6d218e77b3e4907a2c4ebeb2c3e7e8caf100cd305e",
-    "de/kg/nemig_de_base-instances_types.nt.bz2": "fee77b29b905c2f164d230316a69d42575adecd4a4a1e9ae70f81750eb368954",
-    "de/user_data/behaviors.tsv": "d0582d8fb7b00237ab93ca9858e2f929020733f8dd53ac76c3aff5b4f8bbe87b",
-    "de/user_data/demographics_politics.tsv": "35dadbecfd069f17380e7da944f3f06f7efe558985cf39d8982603fd77527692",
-    "en/cache/disambiguated_publishers.csv": "f6e72ba78d3d29ebb5fe71cc2556fc50cb7aa8831f5d0f51ea86d01476d3e0c4",
-    "en/cache/political_orientation_annotations.csv": "9c141e8da13fbc73036d98b1cb423f7af1989f89492eb842a3f2ec8991c525ab",
-    "en/cache/sentiment_annotations.csv": "2fc03823d8439757a263bb1b0a16dff4195d2fe18e2785a602dca70c691fd4b3",
-    "en/cache/subtopic_annotations.csv": "aa6e3e29f4d7c89d26729347085ee7898412a51a446a2f3e13d6a495ce42830d",
-    "en/kg/nemig_en_base-instances_content_literals.nt.bz2": "39e249a6e0fb782c63984c9bba813fcc58bef89ae9ef1b180cd8ceefbad25607",
-    "en/kg/nemig_en_base-instances_content_mapping.nt.bz2": "610724a88202412c0cbbb3a2de484aaec34b3823a88cbe230b2ec9e477320eb8",
-    "en/kg/nemig_en_base-instances_metadata_literals.nt.bz2": "fad877c1e4f15408be863dca536d1720c96e3e85dc5db7628e22bf4a5a3e8ffa",
-    "en/kg/nemig_en_base-instances_metadata_resources.nt.bz2": "978ddf63fe4d3caaa3358451a9cf2f18f946167cfbcd502289ebb349ced3ac07",
+    "de/kg/nemig_de_base-instances_sentiment_mapping.nt.bz2": (
+        16_152,
+        "e26a27f0087795667b923f63fbb0d7f6098f0aea7bfd5cf660cbb2971c236ec6",
+    ),
+    "de/kg/nemig_de_base-instances_subtopic_mapping.nt.bz2": (
+        18_198,
+        "41e8b4b753dc359b62d4ff6d218e77b3e4907a2c4ebeb2c3e7e8caf100cd305e",
+    ),
+    "de/kg/nemig_de_base-instances_types.nt.bz2": (
+        34_820,
+        "fee77b29b905c2f164d230316a69d42575adecd4a4a1e9ae70f81750eb368954",
+    ),
+    "de/user_data/behaviors.tsv": (
+        2_351_903,
+        "d0582d8fb7b00237ab93ca9858e2f929020733f8dd53ac76c3aff5b4f8bbe87b",
+    ),
+    "de/user_data/demographics_politics.tsv": (
+        658_680,
+        "35dadbecfd069f17380e7da944f3f06f7efe558985cf39d8982603fd77527692",
+    ),
+    "en/cache/disambiguated_publishers.csv": (
+        987,
+        "f6e72ba78d3d29ebb5fe71cc2556fc50cb7aa8831f5d0f51ea86d01476d3e0c4",
+    ),
+    "en/cache/political_orientation_annotations.csv": (
+        795,
+        "9c141e8da13fbc73036d98b1cb423f7af1989f89492eb842a3f2ec8991c525ab",
+    ),
+    "en/cache/sentiment_annotations.csv": (
+        149_331,
+        "2fc03823d8439757a263bb1b0a16dff4195d2fe18e2785a602dca70c691fd4b3",
+    ),
+    "en/cache/subtopic_annotations.csv": (
+        408_105,
+        "aa6e3e29f4d7c89d26729347085ee7898412a51a446a2f3e13d6a495ce42830d",
+    ),
+    "en/kg/nemig_en_base-instances_content_literals.nt.bz2": (
+        774_540,
+        "39e249a6e0fb782c63984c9bba813fcc58bef89ae9ef1b180cd8ceefbad25607",
+    ),
+    "en/kg/nemig_en_base-instances_content_mapping.nt.bz2": (
+        140_613,
+        "610724a88202412c0cbbb3a2de484aaec34b3823a88cbe230b2ec9e477320eb8",
+    ),
+    "en/kg/nemig_en_base-instances_metadata_literals.nt.bz2": (
+        377_314,
+        "fad877c1e4f15408be863dca536d1720c96e3e85dc5db7628e22bf4a5a3e8ffa",
+    ),
+    "en/kg/nemig_en_base-instances_metadata_resources.nt.bz2": (
+        513_573,
+        "978ddf63fe4d3caaa3358451a9cf2f18f946167cfbcd502289ebb349ced3ac07",
+    ),
     "en/kg/nemig_en_base-instances_political_orientation_mapping.nt.bz2": (
-        "e216f473129077c99e144142b2bf3d4ec5eea859b86187c55998fb6ee3d513f8"
+        506,
+        "e216f473129077c99e144142b2bf3d4ec5eea859b86187c55998fb6ee3d513f8",
     ),
-    "en/kg/nemig_en_base-instances_sentiment_mapping.nt.bz2": "fc3011e7977e73f12ad8eaf63752e6ba4424cdee5e1dd3faa4fae2ba2ce0072e",
-    "en/kg/nemig_en_base-instances_subtopic_mapping.nt.bz2": "22f1bd090a26109162eadfea6d613b929283288b2584304cbd70348582171773",
-    "en/kg/nemig_en_base-instances_types.nt.bz2": "88997c0c1db10ebd735ecea17931afe2bf0934bcc2bd1a027acf925c1386e828",
-    "en/user_data/behaviors.tsv": "0e8efcd9a70de6e5a206a8028460ebed76e9b41baf4cafb015adc12e7f89cca9",
-    "en/user_data/demographics_politics.tsv": "6930f867c276d64137283af30393e84c5255f5b8f5d8662cfaafb70484a1d635",
+    "en/kg/nemig_en_base-instances_sentiment_mapping.nt.bz2": (
+        25_130,
+        "fc3011e7977e73f12ad8eaf63752e6ba4424cdee5e1dd3faa4fae2ba2ce0072e",
+    ),
+    "en/kg/nemig_en_base-instances_subtopic_mapping.nt.bz2": (
+        29_723,
+        "22f1bd090a26109162eadfea6d613b929283288b2584304cbd70348582171773",
+    ),
+    "en/kg/nemig_en_base-instances_types.nt.bz2": (
+        53_235,
+        "88997c0c1db10ebd735ecea17931afe2bf0934bcc2bd1a027acf925c1386e828",
+    ),
+    "en/user_data/behaviors.tsv": (
+        1_904_470,
+        "0e8efcd9a70de6e5a206a8028460ebed76e9b41baf4cafb015adc12e7f89cca9",
+    ),
+    "en/user_data/demographics_politics.tsv": (
+        574_292,
+        "6930f867c276d64137283af30393e84c5255f5b8f5d8662cfaafb70484a1d635",
+    ),
 }
+# What recsys_gnn.data.readers.nemig.read_nemig reads for English (nemig_files("en")).
+_NEMIG_MEMBERS = (
+    "en/user_data/behaviors.tsv",
+    "en/kg/nemig_en_base-instances_content_mapping.nt.bz2",
+    "en/kg/nemig_en_base-instances_content_literals.nt.bz2",
+    "en/kg/nemig_en_base-instances_subtopic_mapping.nt.bz2",
+    "en/cache/subtopic_annotations.csv",
+)
 
 
 def _nemig_url(member: str) -> str:
@@ -300,21 +488,30 @@ SOURCES: dict[str, Source] = {
         "ml-latest-small",
         # GroupLens' published zip MD5 could not be matched against any retrievable copy (see PROVENANCE.md).
         None,
-        ("ratings.csv", "movies.csv", "tags.csv", "links.csv"),
+        ("ratings.csv", "movies.csv", "tags.csv", "links.csv", "README.txt"),
+        # links.csv is never read, so not required
+        ("ratings.csv", "movies.csv", "tags.csv"),
         "redistribution allowed under the same terms",
         "https://grouplens.org/datasets/movielens/latest/",
+        _ML_LATEST_SMALL_FILES,
     ),
     "ml-100k": _movielens(
         "ml-100k",
         "0e33842e24a9c977be4e0107933c0723",
-        _ML100K_MEMBERS,
+        _ML100K_PROVIDES,
+        # what read_ml_100k reads without a fold (a fold adds u<fold>.base/.test)
+        ("u.data", "u.item", "u.genre"),
         "no redistribution without permission",
         "https://grouplens.org/datasets/movielens/100k/",
+        _ML100K_FILES,
+        _ML100K_FOLD_FILES,
     ),
     "ml-1m": _movielens(
         "ml-1m",
         "c4d9eecfca2ab87c1945afe126590906",
         ("ratings.dat", "movies.dat", "users.dat"),
+        # users.dat is never read; no member digests known (no copy here to measure)
+        ("ratings.dat", "movies.dat"),
         "no redistribution without permission",
         "https://grouplens.org/datasets/movielens/1m/",
     ),
@@ -328,38 +525,42 @@ SOURCES: dict[str, Source] = {
                 "6738f48195667ff03caaab4d32ca9a3133d8cc026b7c3cdaf6ce1010e913c59c",
                 "sha256",
                 True,
-                members=_HETREC_MEMBERS + ("user_taggedartists-timestamps.dat", "readme.txt"),
+                members=tuple(_HETREC_FILES) + ("user_taggedartists-timestamps.dat", "readme.txt"),
             ),
         ),
         _HETREC_MEMBERS,
         "",
         "Last.fm data for non-commercial use only; cite Cantador, Brusilovsky & Kuflik (HetRec 2011)",
         "https://grouplens.org/datasets/hetrec-2011/",
+        digests=_member_digests(_HETREC_FILES),
     ),
     "amazon2018": Source(
         "amazon2018",
         _amazon_files(),
-        tuple(_AMAZON_SHA256),
+        tuple(_AMAZON_FILES),
         "",
         "Amazon Review Data (2018): research use, cite Ni, Li & McAuley (EMNLP 2019); no redistribution",
         "https://nijianmo.github.io/amazon/index.html",
         _AMAZON_TEMPLATES,
+        digests=_member_digests(_AMAZON_FILES),
     ),
     "unisrec-scientific": Source(
         "unisrec-scientific",
-        tuple(RemoteFile(f"{_UNISREC_BASE}/{f}", f, d, "sha256") for f, d in _UNISREC_SHA256.items()),
-        tuple(_UNISREC_SHA256),
+        tuple(RemoteFile(f"{_UNISREC_BASE}/{f}", f, d, "sha256") for f, (_, d) in _UNISREC_FILES.items()),
+        tuple(_UNISREC_FILES),
         "",
         "Derived from Amazon Review Data (2018): research use; cite Ni et al. (EMNLP 2019) and Hou et al. (KDD 2022)",
         "https://github.com/RUCAIBox/UniSRec",
+        digests=_member_digests(_UNISREC_FILES),
     ),
     "nemig": Source(
         "nemig",
-        tuple(RemoteFile(_nemig_url(f), f, d, "sha256") for f, d in _NEMIG_SHA256.items()),
-        tuple(_NEMIG_SHA256),
+        tuple(RemoteFile(_nemig_url(f), f, d, "sha256") for f, (_, d) in _NEMIG_FILES.items()),
+        _NEMIG_MEMBERS,
         "",
         "CC BY-NC-SA 4.0 (data); cite Iana et al., NeMig, INRA@RecSys 2023 (doi:10.5281/zenodo.7908392)",
         "https://github.com/andreeaiana/nemig",
+        digests=_member_digests(_NEMIG_FILES),
     ),
     "mind-small": _mind(
         "mind-small", _MIND_BLOB, "MINDsmall", (("train", "train"), ("dev", "dev")), ("train", "dev")
@@ -400,7 +601,8 @@ def cache_root() -> Path:
 
 
 def allow_unverified() -> bool:
-    """Whether downloads without a published checksum are allowed (``RECSYS_GNN_ALLOW_UNVERIFIED=1``)."""
+    """Whether unverified files are allowed (``RECSYS_GNN_ALLOW_UNVERIFIED=1``): downloads without a published
+    checksum, and local member files that differ from (or have no) recorded official digest."""
     return os.environ.get(ALLOW_UNVERIFIED_ENV, "").strip() == "1"
 
 
@@ -538,6 +740,114 @@ def _listing(folder: Path, limit: int = 10) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Verification of local member files
+# --------------------------------------------------------------------------------------------------------------
+
+VERIFIED_CACHE_FILE = "verified_raw.json"
+
+
+def _verified_cache_path() -> Path:
+    return cache_root() / VERIFIED_CACHE_FILE
+
+
+def _load_verified() -> dict[str, list]:
+    path = _verified_cache_path()
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        log.warning("%s: unreadable (%s); file digests will be recomputed", path, err)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _store_verified(entries: dict[str, list]) -> None:
+    """Write the digest memo atomically; a cache that cannot be written only costs a re-hash next time."""
+    path = _verified_cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".verified-", delete=False) as fh:
+            json.dump(entries, fh, indent=0, sort_keys=True)
+        os.replace(fh.name, path)
+    except OSError as err:
+        log.warning("%s: cannot store verified digests (%s); they will be recomputed next run", path, err)
+
+
+def cached_sha256(path: Path, memo: dict[str, list] | None = None) -> str:
+    """sha256 of ``path``, reusing the value remembered for the same (path, size, mtime_ns).
+
+    Args:
+        path: the file.
+        memo: the loaded memo (updated in place); None loads and stores ``verified_raw.json`` itself.
+    """
+    own = memo is None
+    memo = _load_verified() if memo is None else memo
+    st = path.stat()
+    key = str(path.resolve())
+    hit = memo.get(key)
+    if isinstance(hit, list) and len(hit) == 3 and hit[:2] == [st.st_size, st.st_mtime_ns]:
+        return str(hit[2])
+    digest = file_digest(path, "sha256")
+    memo[key] = [st.st_size, st.st_mtime_ns, digest]
+    if own:
+        _store_verified(memo)
+    return digest
+
+
+def verify_members(source: Source, folder: Path, members: Sequence[str]) -> list[str]:
+    """Check each of ``members`` in ``folder`` against ``source.digests`` (size first, then sha256).
+
+    Returns:
+        One line per member that is not verified (differs, or has no recorded digest); empty when all match.
+        These are only returned (and logged as warnings) when ``RECSYS_GNN_ALLOW_UNVERIFIED=1``.
+
+    Raises:
+        RawFileMismatchError: some member differs from its official copy or has no recorded digest, and
+            ``RECSYS_GNN_ALLOW_UNVERIFIED=1`` is not set; the message names each file with the expected
+            and found size or sha256, and the variable.
+    """
+    if not source.verify:
+        return []
+    memo = _load_verified()
+    before = dict(memo)
+    problems: list[str] = []
+    for m in members:
+        path = folder / m
+        expected = source.digests.get(m)
+        size = path.stat().st_size
+        if expected is None:
+            problems.append(
+                f"{path}: no recorded size/sha256 of the official {m} of {source.name!r} to check it against "
+                f"(found {size:,} bytes)"
+            )
+        elif size != expected.size:
+            short = " (shorter: truncated?)" if size < expected.size else ""
+            problems.append(
+                f"{path}: expected the official {m} of {expected.size:,} bytes, found {size:,} bytes{short}"
+            )
+        else:
+            found = cached_sha256(path, memo)
+            if found != expected.sha256:
+                problems.append(f"{path}: sha256 expected {expected.sha256}, found {found} (altered copy?)")
+    if memo != before:
+        _store_verified(memo)
+    if not problems:
+        log.debug("dataset %s: %d member file(s) verified in %s", source.name, len(members), folder)
+        return []
+    if allow_unverified():
+        for line in problems:
+            log.warning("UNVERIFIED (%s=1): %s", ALLOW_UNVERIFIED_ENV, line)
+        return problems
+    raise RawFileMismatchError(
+        f"dataset {source.name!r}: {len(problems)} file(s) do not match the official release:\n  - "
+        + "\n  - ".join(problems)
+        + f"\nFix: replace them with the official files ({source.homepage or 'see recsys_gnn/data/sources.py'}), "
+        f"or set {ALLOW_UNVERIFIED_ENV}=1 to run on them unverified."
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Resolution
 # --------------------------------------------------------------------------------------------------------------
 
@@ -561,6 +871,12 @@ def _short(names: Sequence[str], limit: int = 8) -> str:
     return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
+def _with_optional(source: Source, folder: Path, members: Sequence[str]) -> list[str]:
+    """``members`` plus the source's optional members present in ``folder`` (verified when present)."""
+    extra = [m for m in source.optional if m not in members and (folder / m).is_file()]
+    return [*members, *extra]
+
+
 def resolve(name: str, files: Sequence[str] | None = None, *, download: bool = True) -> Path:
     """The folder that holds ``files`` of dataset ``name``, downloading them into the cache if needed.
 
@@ -579,6 +895,8 @@ def resolve(name: str, files: Sequence[str] | None = None, *, download: bool = T
             the variable to set.
         ChecksumError: a download does not match its published checksum, or has none and
             ``RECSYS_GNN_ALLOW_UNVERIFIED=1`` is not set.
+        RawFileMismatchError: a member file found differs from the recorded official copy, or has no
+            recorded digest, and ``RECSYS_GNN_ALLOW_UNVERIFIED=1`` is not set (see :func:`verify_members`).
     """
     source = get_source(name)
     if isinstance(files, str):  # one file name, not a sequence of characters
@@ -595,6 +913,7 @@ def resolve(name: str, files: Sequence[str] | None = None, *, download: bool = T
         missing = _missing(folder, members)
         if not missing:
             log.debug("dataset %s: using %s", name, folder)
+            verify_members(source, folder, _with_optional(source, folder, members))
             return folder
         searched.append((folder, label, missing))
 
@@ -633,11 +952,15 @@ def resolve(name: str, files: Sequence[str] | None = None, *, download: bool = T
         raise not_found(f"no download URL is known for {_short(unknown)}")
     unverified = [rf for rf in plan if rf.checksum is None]
     if unverified and not allow_unverified():
+        where = "; ".join(
+            f"{_short(miss)} missing from {folder} ({label})" for folder, label, miss in searched
+        )
         raise ChecksumError(
-            f"dataset {name!r}: no published checksum to verify "
+            f"dataset {name!r}: {where}. Downloading them needs "
             + ", ".join(f"{rf.filename} ({rf.url})" for rf in unverified)
-            + f"; refusing to download unverified files. Set {ALLOW_UNVERIFIED_ENV}=1 to accept them, or put "
-            f"the files in <folder>/{name}/ and set {RAW_ENV}=<folder>."
+            + f", which has no published checksum to verify; refusing to download unverified files. Set "
+            f"{ALLOW_UNVERIFIED_ENV}=1 to accept them, or put the files in <folder>/{name}/ and set "
+            f"{RAW_ENV}=<folder>."
         )
 
     for rf in plan:
@@ -652,12 +975,15 @@ def resolve(name: str, files: Sequence[str] | None = None, *, download: bool = T
     if still:
         searched[-1] = (cache, "cache", still)
         raise not_found(f"downloaded {', '.join(rf.filename for rf in plan)} but they lack {_short(still)}")
+    verify_members(source, cache, _with_optional(source, cache, members))
     return cache
 
 
 __all__ = [
     "ALLOW_UNVERIFIED_ENV",
     "CACHE_ENV",
+    "VERIFIED_CACHE_FILE",
+    "MemberDigest",
     "RAW_ENV",
     "SOURCES",
     "RemoteFile",
@@ -665,10 +991,12 @@ __all__ = [
     "UrlTemplate",
     "allow_unverified",
     "cache_root",
+    "cached_sha256",
     "download_file",
     "file_digest",
     "get_source",
     "raw_root",
     "resolve",
     "verify_checksum",
+    "verify_members",
 ]

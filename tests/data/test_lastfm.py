@@ -12,7 +12,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from recsys_gnn.data.errors import ConfigError, DatasetNotFoundError, SchemaError
+from recsys_gnn.data.errors import ConfigError, DatasetNotFoundError, SchemaError, TruncatedFileError
 from recsys_gnn.data.readers.lastfm import read_lastfm
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "lastfm"
@@ -131,20 +131,21 @@ def test_byte_order_mark_does_not_break_the_header(tmp_path: Path) -> None:
     assert len(read_lastfm(root).items) == 4
 
 
-def test_truncated_last_line_is_dropped_and_counted(tmp_path: Path) -> None:
+def test_truncated_last_line_is_refused(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     _edit(root / "user_artists.dat", b"5\t3\t3\r\n", b"5\t3")
-    ds = read_lastfm(root)
-    assert len(ds.interactions) == 6
-    assert ds.report.as_dict()["user_artists.dat: truncated last line (dropped)"] == 1
+    with pytest.raises(TruncatedFileError, match=r"user_artists\.dat: line 8: the file ends without a line"):
+        read_lastfm(root)
+    _edit(root / "user_artists.dat", b"5\t3", b"5\t3\r\n")
+    with pytest.raises(TruncatedFileError, match=r"user_artists\.dat: line 8 \(the last\): 2 of 3 fields"):
+        read_lastfm(root)
 
 
-def test_cut_value_on_last_line_is_dropped_and_counted(tmp_path: Path) -> None:
+def test_cut_value_on_last_line_is_refused(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     _edit(root / "user_artists.dat", b"5\t3\t3\r\n", b"5\t3\t")
-    ds = read_lastfm(root)
-    assert len(ds.interactions) == 6
-    assert ds.report.as_dict()["user_artists.dat: truncated last line (dropped)"] == 1
+    with pytest.raises(TruncatedFileError, match=r"user_artists\.dat: line 8: the file ends without a line"):
+        read_lastfm(root)
 
 
 def test_short_line_inside_the_file_is_an_error(tmp_path: Path) -> None:
@@ -164,7 +165,7 @@ def test_non_integer_value_names_line_column_and_value(tmp_path: Path) -> None:
 def test_negative_play_count_is_an_error(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     _edit(root / "user_artists.dat", b"2\t2\t512\r\n", b"2\t2\t-512\r\n")
-    with pytest.raises(SchemaError, match=r"line 3: weight -512 is negative"):
+    with pytest.raises(SchemaError, match=r"line 3 column weight='-512'"):
         read_lastfm(root)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from recsys_gnn.data.errors import ConfigError, DatasetNotFoundError, SchemaError
+from recsys_gnn.data.errors import ConfigError, DatasetNotFoundError, SchemaError, TruncatedFileError
 from recsys_gnn.data.readers.movielens import (
     MAX_TAGS,
     clean_title,
@@ -158,17 +157,17 @@ def test_ml_1m_short_line_in_the_middle_raises(tmp_path: Path) -> None:
         read_ml_1m(root)
 
 
-def test_ml_1m_truncated_last_line_is_dropped_and_counted(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_ml_1m_truncated_last_line_is_refused(tmp_path: Path) -> None:
     root = copy_fixture(ML1M, tmp_path)
     text = (root / "ratings.dat").read_text()
     (root / "ratings.dat").write_text(text + "6::3000::4")  # an interrupted copy: no timestamp, no newline
-    with caplog.at_level(logging.WARNING):
-        ds = read_ml_1m(root)
-    assert len(ds.interactions) == 32
-    assert ds.report.as_dict() == {"ml-1m/ratings.dat: truncated last line dropped": 1}
-    assert "line 33 has 3 of 4 fields" in caplog.text
+    with pytest.raises(
+        TruncatedFileError, match=r"ratings\.dat: line 33: the file ends without a line ending"
+    ):
+        read_ml_1m(root)
+    (root / "ratings.dat").write_text(text + "6::3000::4\n")  # too few fields on the last line
+    with pytest.raises(TruncatedFileError, match=r"ratings\.dat: line 33 \(the last\): 3 of 4 fields"):
+        read_ml_1m(root)
 
 
 def test_ml_1m_exact_duplicates_collapse_and_unknown_items_drop(tmp_path: Path) -> None:
@@ -275,7 +274,7 @@ def test_ml_latest_small_bad_utf8_names_the_line(tmp_path: Path) -> None:
     root = copy_fixture(LATEST, tmp_path)
     data = (root / "movies.csv").read_bytes().replace("Amélie".encode(), "Am\xe9lie".encode("latin-1"))
     (root / "movies.csv").write_bytes(data)
-    with pytest.raises(SchemaError, match=r"movies\.csv: line 6: byte 0xe9 cannot be decoded as utf-8"):
+    with pytest.raises(SchemaError, match=r"movies\.csv: line 6: byte b'\\xe9' .* not valid utf-8"):
         read_ml_latest_small(root)
 
 

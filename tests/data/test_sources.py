@@ -16,9 +16,10 @@ import pytest
 import requests
 
 from recsys_gnn.data import sources
-from recsys_gnn.data.errors import ChecksumError, ConfigError, DatasetNotFoundError
+from recsys_gnn.data.errors import ChecksumError, ConfigError, DatasetNotFoundError, RawFileMismatchError
 from recsys_gnn.data.sources import (
     SOURCES,
+    MemberDigest,
     RemoteFile,
     Source,
     cache_root,
@@ -90,10 +91,15 @@ def register(monkeypatch: pytest.MonkeyPatch, source: Source) -> Source:
 
 
 def zip_source(name: str, checksum: str | None, algo: str = "md5") -> Source:
+    """A toy archive source; its members have no official copy to verify (``verify=False``)."""
     members = ("ratings.dat", "movies.dat")
     url = f"https://example.org/{name}.zip"
     return Source(
-        name, (RemoteFile(url, f"{name}.zip", checksum, algo, True, members=members),), members, name
+        name,
+        (RemoteFile(url, f"{name}.zip", checksum, algo, True, members=members),),
+        members,
+        name,
+        verify=False,
     )
 
 
@@ -202,8 +208,9 @@ def test_roots_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert cache_root() == tmp_path / "c"
 
 
-def test_resolves_from_raw_folder(env: tuple[Path, Path]) -> None:
+def test_resolves_from_raw_folder(env: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     raw, cache = env
+    monkeypatch.setenv("RECSYS_GNN_ALLOW_UNVERIFIED", "1")  # made-up files, not the official ones
     write_files(
         raw / "ml-1m", {"ratings.dat": "1::1::5::1\n", "movies.dat": "1::A (1995)::Drama\n", "users.dat": ""}
     )
@@ -213,8 +220,9 @@ def test_resolves_from_raw_folder(env: tuple[Path, Path]) -> None:
     assert not cache.exists()
 
 
-def test_falls_back_to_cache(env: tuple[Path, Path]) -> None:
+def test_falls_back_to_cache(env: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     raw, cache = env
+    monkeypatch.setenv("RECSYS_GNN_ALLOW_UNVERIFIED", "1")  # made-up files, not the official ones
     write_files(raw / "ml-1m", {"ratings.dat": "1::1::5::1\n"})  # incomplete raw copy
     write_files(cache / "raw" / "ml-1m", {"ratings.dat": "", "movies.dat": "", "users.dat": ""})
     assert resolve("ml-1m", download=False) == cache / "raw" / "ml-1m"
@@ -229,7 +237,7 @@ def test_missing_everywhere_message(env: tuple[Path, Path]) -> None:
         resolve("ml-1m", download=False)
     msg = str(err.value)
     assert "'ml-1m'" in msg
-    assert f"{raw / 'ml-1m'} (RECSYS_GNN_RAW): missing movies.dat, users.dat" in msg
+    assert f"{raw / 'ml-1m'} (RECSYS_GNN_RAW): missing movies.dat" in msg  # users.dat is not read
     assert f"{cache / 'raw' / 'ml-1m'} (cache): folder does not exist" in msg
     assert "https://files.grouplens.org/datasets/movielens/ml-1m.zip" in msg
     assert "RECSYS_GNN_RAW=<folder>" in msg
@@ -308,7 +316,9 @@ def test_unverified_download_refused_unless_allowed(
 
 def test_amazon_other_category_needs_opt_in(env: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     fetched = serve(monkeypatch, {})
-    with pytest.raises(ChecksumError, match=r"no published checksum to verify Beauty_5\.json\.gz \(https://"):
+    with pytest.raises(
+        ChecksumError, match=r"Downloading them needs Beauty_5\.json\.gz \(https://.*no published checksum"
+    ):
         resolve("amazon2018", ["Beauty_5.json.gz", "meta_Beauty.json.gz"])
     assert fetched == []
 
@@ -321,9 +331,8 @@ def test_plain_file_download_into_subfolder(
     payload.write_text("1\tU1\tN1\tN2-1\n")
     member = "en/user_data/behaviors.tsv"
     url = "https://example.org/data/user_data/en/behaviors.tsv"
-    register(
-        monkeypatch, Source("plain", (RemoteFile(url, member, file_digest(payload, "sha256")),), (member,))
-    )
+    rf = RemoteFile(url, member, file_digest(payload, "sha256"))
+    register(monkeypatch, Source("plain", (rf,), (member,), verify=False))
     serve(monkeypatch, {url: payload})
     assert resolve("plain") == cache / "raw" / "plain"
     assert (cache / "raw" / "plain" / member).read_text() == payload.read_text()
@@ -341,7 +350,7 @@ def test_archives_extract_into_split_folders(
         for z, split in ((train, "train"), (dev, "dev"))
     )  # fmt: skip
     members = ("train/behaviors.tsv", "train/news.tsv", "dev/behaviors.tsv", "dev/news.tsv")
-    register(monkeypatch, Source("news", files, members))
+    register(monkeypatch, Source("news", files, members, verify=False))
     fetched = serve(monkeypatch, {"https://example.org/t.zip": train, "https://example.org/d.zip": dev})
     folder = resolve("news", ["dev/news.tsv"])
     assert (folder / "dev" / "news.tsv").read_text() == "dev-n"
@@ -486,11 +495,63 @@ def _real_raw() -> Path:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_SOURCES))
-def test_real_raw_folder_resolves(name: str) -> None:
+def test_real_raw_folder_resolves(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     raw = _real_raw()
     if not (raw / name).is_dir():
         pytest.skip(f"{raw / name} is not staged")
-    assert resolve(name, download=False) == raw / name
+    monkeypatch.setenv("RECSYS_GNN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("RECSYS_GNN_ALLOW_UNVERIFIED", raising=False)
+    assert resolve(name, download=False) == raw / name  # every member verified against its digest
+
+
+STAGED_WITH_DIGESTS = [
+    "ml-latest-small",
+    "ml-100k",
+    "hetrec2011-lastfm-2k",
+    "amazon2018",
+    "unisrec-scientific",
+    "nemig",
+]
+
+
+@pytest.mark.parametrize("name", STAGED_WITH_DIGESTS)
+def test_real_every_recorded_digest_matches_the_staged_file(name: str) -> None:
+    raw = _real_raw()
+    if not (raw / name).is_dir():
+        pytest.skip(f"{raw / name} is not staged")
+    digests = SOURCES[name].digests
+    assert set(SOURCES[name].members) <= set(digests)
+    for member, d in digests.items():
+        path = raw / name / member
+        assert path.stat().st_size == d.size, member
+        assert file_digest(path, "sha256") == d.sha256, member
+
+
+@pytest.mark.parametrize("name", STAGED_WITH_DIGESTS)
+def test_real_truncated_copy_of_a_staged_dataset_is_refused(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy of the staged files with the first member cut at half its bytes (mid-line) is refused."""
+    raw = _real_raw()
+    if not (raw / name).is_dir():
+        pytest.skip(f"{raw / name} is not staged")
+    members = SOURCES[name].members
+    copy = tmp_path / "raw" / name
+    for m in members:
+        (copy / m).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(raw / name / m, copy / m)
+    data = (raw / name / members[0]).read_bytes()
+    (copy / members[0]).write_bytes(data[: len(data) // 2])
+    monkeypatch.setenv("RECSYS_GNN_RAW", str(tmp_path / "raw"))
+    monkeypatch.setenv("RECSYS_GNN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("RECSYS_GNN_ALLOW_UNVERIFIED", raising=False)
+    with pytest.raises(RawFileMismatchError) as err:
+        resolve(name, download=False)
+    msg = str(err.value)
+    expected = f"{copy / members[0]}: expected the official {members[0]} of {len(data):,} bytes, found "
+    assert expected + f"{len(data) // 2:,} bytes (shorter: truncated?)" in msg
+    assert "RECSYS_GNN_ALLOW_UNVERIFIED=1" in msg
+    assert msg.count("\n  - ") == 1  # only the cut file is named
 
 
 @pytest.mark.parametrize("name", ["amazon2018", "unisrec-scientific", "nemig"])
@@ -504,3 +565,148 @@ def test_real_plain_files_match_registered_checksums(name: str) -> None:
             verify_checksum(raw / name / rf.filename, rf.checksum, rf.algo)
             checked += 1
     assert checked >= 4
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Verification of local member files against recorded official digests
+# ---------------------------------------------------------------------------------------------------------------
+
+TOY_FILES = {"ratings.dat": "1::1::5::1\n2::1::4::2\n", "movies.dat": "1::A (1995)::Drama\n"}
+
+
+def verified_source(monkeypatch: pytest.MonkeyPatch, files: dict[str, str] = TOY_FILES) -> Source:
+    """A source 'vtoy' whose digests are those of ``files``."""
+    digests = {
+        m: MemberDigest(len(t.encode()), hashlib.sha256(t.encode()).hexdigest()) for m, t in files.items()
+    }
+    rf = RemoteFile("https://example.org/vtoy.zip", "vtoy.zip", None, "md5", True, members=tuple(files))
+    return register(monkeypatch, Source("vtoy", (rf,), tuple(files), "vtoy", digests=digests))
+
+
+def test_matching_copy_is_verified_and_its_digest_remembered(
+    env: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw, cache = env
+    verified_source(monkeypatch)
+    write_files(raw / "vtoy", TOY_FILES)
+    hashed: list[str] = []
+    real = sources.file_digest
+    monkeypatch.setattr(sources, "file_digest", lambda p, a: (hashed.append(Path(p).name), real(p, a))[1])
+    assert resolve("vtoy", download=False) == raw / "vtoy"
+    assert sorted(hashed) == ["movies.dat", "ratings.dat"]
+    memo = cache / sources.VERIFIED_CACHE_FILE
+    assert memo.is_file() and not list((raw / "vtoy").glob("*.json"))  # never written into the raw folder
+    assert resolve("vtoy", download=False) == raw / "vtoy"
+    assert len(hashed) == 2  # second run: (path, size, mtime) unchanged, nothing re-hashed
+    # same size, other bytes, new mtime: hashed again and refused
+    (raw / "vtoy" / "movies.dat").write_text("1::B (1995)::Drama\n")
+    os.utime(raw / "vtoy" / "movies.dat", ns=(1, 1))
+    with pytest.raises(RawFileMismatchError, match=r"movies\.dat: sha256 expected [0-9a-f]{64}, found"):
+        resolve("vtoy", download=False)
+    assert len(hashed) == 3
+
+
+def test_truncated_copy_is_refused_by_size_before_hashing(
+    env: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw, _ = env
+    verified_source(monkeypatch)
+    write_files(raw / "vtoy", {**TOY_FILES, "ratings.dat": "1::1::5::1\n2::1"})  # cut mid-line
+    monkeypatch.setattr(sources, "file_digest", lambda p, a: pytest.fail(f"hashed {p}"))
+    with pytest.raises(RawFileMismatchError) as err:
+        resolve("vtoy", ["ratings.dat"], download=False)
+    msg = str(err.value)
+    path = raw / "vtoy" / "ratings.dat"
+    assert (
+        f"{path}: expected the official ratings.dat of 22 bytes, found 15 bytes (shorter: truncated?)" in msg
+    )
+    assert "set RECSYS_GNN_ALLOW_UNVERIFIED=1 to run on them unverified" in msg
+
+
+def test_member_without_recorded_digest_needs_the_opt_in(
+    env: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw, _ = env
+    write_files(raw / "ml-1m", {"ratings.dat": "1::1::5::1\n", "movies.dat": "1::A (1995)::Drama\n"})
+    with pytest.raises(RawFileMismatchError, match=r"ratings\.dat: no recorded size/sha256 of the official"):
+        resolve("ml-1m", download=False)
+    monkeypatch.setenv("RECSYS_GNN_ALLOW_UNVERIFIED", "1")
+    with caplog.at_level(logging.WARNING):
+        assert resolve("ml-1m", download=False) == raw / "ml-1m"
+    assert "UNVERIFIED (RECSYS_GNN_ALLOW_UNVERIFIED=1)" in caplog.text and "movies.dat" in caplog.text
+
+
+def test_mismatch_is_a_warning_with_the_opt_in(
+    env: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw, _ = env
+    verified_source(monkeypatch)
+    write_files(raw / "vtoy", {**TOY_FILES, "movies.dat": "x\n"})
+    monkeypatch.setenv("RECSYS_GNN_ALLOW_UNVERIFIED", "1")
+    with caplog.at_level(logging.WARNING):
+        assert resolve("vtoy", download=False) == raw / "vtoy"
+    assert "expected the official movies.dat of 19 bytes, found 2 bytes" in caplog.text
+
+
+def test_downloaded_members_are_verified_too(
+    env: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, cache = env
+    verified_source(monkeypatch)
+    archive = make_zip(tmp_path / "vtoy.zip", {"vtoy/ratings.dat": "1::1::5::1\n", "vtoy/movies.dat": "x\n"})
+    serve(monkeypatch, {"https://example.org/vtoy.zip": archive})
+    monkeypatch.setenv("RECSYS_GNN_ALLOW_UNVERIFIED", "1")  # the toy zip has no published checksum
+    assert resolve("vtoy") == cache / "raw" / "vtoy"  # allowed, with warnings
+    monkeypatch.delenv("RECSYS_GNN_ALLOW_UNVERIFIED")
+    with pytest.raises(
+        RawFileMismatchError, match=r"movies\.dat: expected the official movies\.dat of 19 bytes"
+    ):
+        resolve("vtoy")
+
+
+def test_unread_member_is_not_required(env: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """ml-latest-small's links.csv is never read: a copy without it still resolves (then fails on digests)."""
+    raw, _ = env
+    write_files(raw / "ml-latest-small", {"ratings.csv": "a\n", "movies.csv": "b\n", "tags.csv": "c\n"})
+    with pytest.raises(RawFileMismatchError) as err:
+        resolve("ml-latest-small", download=False)
+    assert "links.csv" not in str(err.value)
+    assert SOURCES["ml-100k"].members == ("u.data", "u.item", "u.genre")
+    assert "user_friends.dat" not in SOURCES["hetrec2011-lastfm-2k"].members
+
+
+def test_missing_member_is_named_when_its_download_is_refused(
+    env: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw, cache = env
+    write_files(raw / "ml-latest-small", {"ratings.csv": "a\n", "tags.csv": "c\n"})
+    fetched = serve(monkeypatch, {})
+    with pytest.raises(ChecksumError) as err:
+        resolve("ml-latest-small")
+    msg = str(err.value)
+    assert f"movies.csv missing from {raw / 'ml-latest-small'} (RECSYS_GNN_RAW)" in msg
+    assert "ml-latest-small.zip" in msg and "RECSYS_GNN_ALLOW_UNVERIFIED=1" in msg
+    assert fetched == []
+
+
+def test_registry_digests_agree_with_download_checksums() -> None:
+    for src in SOURCES.values():
+        for rf in src.files:
+            if not rf.extract and rf.checksum is not None and rf.algo == "sha256":
+                assert src.digests[rf.filename].sha256 == rf.checksum, (src.name, rf.filename)
+    with pytest.raises(ConfigError, match="expected size >= 0 and a sha256"):
+        MemberDigest(-1, "0" * 64)
+
+
+def test_optional_members_are_verified_when_present(env: tuple[Path, Path]) -> None:
+    """ml-100k's fold files are read only with a fold: not required, but a cut copy present is refused."""
+    raw, _ = env
+    src = SOURCES["ml-100k"]
+    assert "u1.base" in src.optional and "u1.base" not in src.members
+    write_files(
+        raw / "ml-100k", {"u.data": "1\t1\t5\t1\n", "u.item": "x\n", "u.genre": "y\n", "u1.base": "z\n"}
+    )
+    with pytest.raises(RawFileMismatchError) as err:
+        resolve("ml-100k", download=False)
+    assert "u1.base: expected the official u1.base of 1,586,544 bytes, found 2 bytes" in str(err.value)
+    assert "u2.base" not in str(err.value)  # absent optional files are not required

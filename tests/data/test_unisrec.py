@@ -11,7 +11,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from recsys_gnn.data.errors import ConfigError, DatasetNotFoundError, SchemaError
+from recsys_gnn.data.errors import ConfigError, DatasetNotFoundError, SchemaError, TruncatedFileError
 from recsys_gnn.data.readers.unisrec import read_unisrec
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "unisrec"
@@ -206,38 +206,55 @@ def test_exact_duplicate_lines_are_dropped_and_counted(tmp_path: Path) -> None:
     }
 
 
-def test_truncated_last_line_drops_that_users_lines(tmp_path: Path) -> None:
+def test_truncated_last_line_is_refused(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     path = root / "Tiny.test.inter"
     text = path.read_text()
-    path.write_text(text[: text.rindex("\t")])  # the last row loses its target
+    path.write_text(text[: text.rindex("\t")])  # the last row loses its target (and its line ending)
+    with pytest.raises(TruncatedFileError, match=r"Tiny\.test\.inter: line 5: the file ends without a line"):
+        read_unisrec(root, "Tiny")
+    path.write_text(text[: text.rindex("\t")] + "\n")
+    with pytest.raises(TruncatedFileError, match=r"Tiny\.test\.inter: line 5 \(the last\): 2 of 3 fields"):
+        read_unisrec(root, "Tiny")
+
+
+def test_users_without_a_test_row_are_dropped_and_counted(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    path = root / "Tiny.test.inter"
+    text = path.read_text()
+    path.write_text(text[: text.rstrip("\n").rindex("\n") + 1])  # the last user's test row removed whole
     ds = read_unisrec(root, "Tiny")
     assert "AUNIUSER0004" not in set(ds.interactions["user"])
     assert len(ds.interactions) == 66 - 54
-    rep = ds.report.as_dict()
-    assert rep["Tiny.test.inter: truncated last line (dropped)"] == 1
     # User 3's 51 train rows and its valid row.
+    rep = ds.report.as_dict()
     assert rep["Tiny.inter: lines of users without a valid.inter or test.inter row (dropped)"] == 52
 
 
-def test_unknown_item_index_and_item_without_text_are_dropped_and_counted(tmp_path: Path) -> None:
+def test_unknown_item_index_is_an_error(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     _edit(root / "Tiny.item2index", "B0TOOLCAST\t3\n", "")  # index 3 (user 0's val target, user 3) unknown
+    with pytest.raises(
+        SchemaError, match=r"Tiny\.train\.inter: line \d+: item index 3 is not in the item2index"
+    ):
+        read_unisrec(root, "Tiny")
+
+
+def test_item_without_text_is_dropped_and_counted(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
     text = root / "Tiny.text"
     lines = [
         ("B0TOOLFILA\t   " if ln.startswith("B0TOOLFILA") else ln) for ln in text.read_text().splitlines()
     ]
     text.write_text("\n".join(lines) + "\n")  # index 4 has no text
     ds = read_unisrec(root, "Tiny")
-    assert not {"B0TOOLCAST", "B0TOOLFILA"} & set(ds.interactions["item"])
-    n3 = sum(s.count(3) for s in SEQS.values())
+    assert "B0TOOLFILA" not in set(ds.interactions["item"])
     n4 = sum(s.count(4) for s in SEQS.values())
-    assert len(ds.interactions) == 66 - n3 - n4
+    assert len(ds.interactions) == 66 - n4
     rep = ds.report.as_dict()
-    assert rep["Tiny.inter: events of item indices not in item2index (dropped)"] == n3
     assert rep["Tiny.inter: events of items without text in .text (dropped)"] == n4
     # Positions of the remaining events are the original ones (a gap where the dropped event was).
-    assert [x[1] for x in _sequences(ds)["AUNIUSER0001"]] == [0, 1, 2]
+    assert [x[1] for x in _sequences(ds)["AUNIUSER0001"]] == [0, 1, 2, 3]
 
 
 def test_conflicting_index_map_is_an_error(tmp_path: Path) -> None:
@@ -253,7 +270,7 @@ def test_not_utf8_is_an_error(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     path = root / "Tiny.text"
     path.write_bytes(path.read_bytes().replace(b"LabCo", "LäbCo".encode("latin-1")))
-    with pytest.raises(SchemaError, match=r"Tiny\.text: line 2: .*not valid UTF-8"):
+    with pytest.raises(SchemaError, match=r"(?i)Tiny\.text: line 2: .*not valid UTF-8"):
         read_unisrec(root, "Tiny")
 
 

@@ -413,6 +413,7 @@ def test_rating_on_a_dataset_without_ratings_is_a_config_error(tmp_path: Path, m
     shutil.copytree(LASTFM_FIXTURE, raw / "hetrec2011-lastfm-2k")
     monkeypatch.setenv("RECSYS_GNN_RAW", str(raw))
     monkeypatch.setenv("RECSYS_GNN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("RECSYS_GNN_ALLOW_UNVERIFIED", "1")  # a fixture, not the official files
     files = "[artists.dat,tags.dat,user_artists.dat,user_taggedartists.dat]"  # the fixture has no user_friends.dat
     cfg = make_cfg(["task=rating", *RATING, "domain=music", "dataset=lastfm", f"dataset.files={files}"])
     with pytest.raises(ConfigError, match="explicit ratings"):

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsys_gnn.data.errors import ConfigError, DatasetNotFoundError, SchemaError
+from recsys_gnn.data.errors import ConfigError, EmptyFileError, SchemaError, TruncatedFileError
+from recsys_gnn.data.readers import rawfile
 from recsys_gnn.data.readers.text import (
     clean_text,
     first_sentence,
@@ -292,47 +293,38 @@ def _finish(
 
 
 def _read_ratings_csv(path: Path, report: DropReport) -> pd.DataFrame:
-    """Parse the headerless ``item,user,rating,timestamp`` CSV; a cut-off last row is dropped and counted."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise SchemaError(
-            f"{path}: byte offset {e.start} is not valid UTF-8; expected an ASCII/UTF-8 CSV"
-        ) from e
+    """Parse the headerless ``item,user,rating,timestamp`` CSV; any bad row (the last one included) is an error."""
+    text = rawfile.read_text(
+        path, "utf-8", f"headerless rows {','.join(CSV_COLUMNS)}", "the official Amazon 2018 ratings-only CSV"
+    )
     users, items, ratings, times = [], [], [], []
-    pending: tuple[int, str] | None = None  # a bad row is fatal unless it is the last one
-    for line_no, row in enumerate(csv.reader(text.splitlines()), start=1):
+    rows = list(csv.reader(text.splitlines()))
+    last = max((k for k, row in enumerate(rows, start=1) if row and any(f.strip() for f in row)), default=0)
+    for line_no, row in enumerate(rows, start=1):
         if not row or not any(f.strip() for f in row):
             continue
-        if pending is not None:
-            raise SchemaError(pending[1])
         if len(row) != len(CSV_COLUMNS):
-            msg = (
+            if line_no == last and len(row) < len(CSV_COLUMNS):
+                raise rawfile.truncated_last_line(path, line_no, len(row), len(CSV_COLUMNS), CSV_COLUMNS)
+            raise SchemaError(
                 f"{path}: line {line_no}: expected {len(CSV_COLUMNS)} comma-separated fields "
                 f"{list(CSV_COLUMNS)}, found {len(row)}: {','.join(row)[:100]!r}"
             )
-            pending = (line_no, msg)
-            continue
         try:
             r = _rating(row[2], path, line_no, "rating")
             t = _timestamp(row[3], path, line_no, "timestamp")
             u = _id(row[1], path, line_no, "user")
             i = _id(row[0], path, line_no, "item")
         except SchemaError as e:
-            msg = str(e)
             if line_no == 1:
-                msg += f" (the official file has no header; expected rows {','.join(CSV_COLUMNS)})"
-            pending = (line_no, msg)
-            continue
+                raise SchemaError(
+                    f"{e} (the official file has no header; expected rows {','.join(CSV_COLUMNS)})"
+                ) from None
+            raise
         items.append(i)
         users.append(u)
         ratings.append(r)
         times.append(t)
-    if pending is not None:
-        if not users:
-            raise SchemaError(pending[1])
-        log.warning("%s", pending[1])
-        report.add("truncated last line (dropped)", 1, path.name)
     return pd.DataFrame({"user": users, "item": items, "rating": ratings, "timestamp": times})
 
 
@@ -351,17 +343,22 @@ def _check_column_order(df: pd.DataFrame, meta: Path, source: str) -> None:
 def _json_lines(path: Path, report: DropReport) -> Iterator[tuple[int, dict]]:
     """Yield ``(line number, object)`` of a gzip JSON-lines file.
 
-    A line that is not JSON is an error unless it is the last one (a cut-off file), which is dropped and
-    counted. A corrupt or truncated gzip stream is an error: the file is incomplete.
+    Refused: a line that is not a JSON object (:class:`SchemaError`), a corrupt gzip stream, a stream that
+    stops early or a last line without its line ending (:class:`TruncatedFileError`), UTF-16 text
+    (:class:`FileEncodingError`) and a file without any object (:class:`EmptyFileError`).
     """
-    pending: str | None = None
+    n_objects = 0
+    last = b"\n"
     try:
         with gzip.open(path, "rb") as fh:
             for line_no, raw in enumerate(fh, start=1):
+                last = raw
+                if line_no == 1:
+                    rawfile.check_encoding(path, raw, "UTF-8")
                 if not raw.strip():
                     continue
-                if pending is not None:
-                    raise SchemaError(pending)
+                if not raw.endswith(b"\n"):
+                    raise rawfile.no_line_ending(path, line_no, raw)
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
@@ -372,21 +369,25 @@ def _json_lines(path: Path, report: DropReport) -> Iterator[tuple[int, dict]]:
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError as e:
-                    pending = f"{path}: line {line_no}: not valid JSON ({e.msg} at column {e.colno}): {line[:100]!r}"
-                    continue
+                    raise SchemaError(
+                        f"{path}: line {line_no}: not valid JSON ({e.msg} at column {e.colno}): {line[:100]!r}"
+                    ) from None
                 if not isinstance(rec, dict):
                     raise SchemaError(
                         f"{path}: line {line_no}: expected a JSON object, got {type(rec).__name__}: {line[:100]!r}"
                     )
+                n_objects += 1
                 yield line_no, rec
-    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-        raise SchemaError(
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        kind = TruncatedFileError if isinstance(e, EOFError) else SchemaError
+        raise kind(
             f"{path}: corrupt or truncated gzip stream ({e}); expected the complete official .json.gz file "
-            "(re-download it)"
+            "(copy or download it again)"
         ) from e
-    if pending is not None:
-        log.warning("%s", pending)
-        report.add("truncated last line (dropped)", 1, path.name)
+    if n_objects == 0:
+        raise EmptyFileError(
+            f"{path}: no JSON object in the file ({last[:40]!r}); expected Amazon 2018 JSON lines"
+        )
 
 
 def _split_categories(values: list[Any]) -> tuple[list[str], list[str]]:
@@ -449,10 +450,4 @@ def _check_category(category: str) -> None:
 
 
 def _require(path: Path, what: str) -> Path:
-    if not path.is_file():
-        found = sorted(p.name for p in path.parent.iterdir()) if path.parent.is_dir() else []
-        raise DatasetNotFoundError(
-            f"{path}: file not found; expected the official Amazon 2018 {what} file {path.name} in "
-            f"{path.parent} (found: {found})"
-        )
-    return path
+    return rawfile.require_file(path, f"the official Amazon 2018 {what} file")

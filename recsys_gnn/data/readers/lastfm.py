@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys_gnn.data.errors import ConfigError, DatasetNotFoundError, SchemaError
+from recsys_gnn.data.errors import ConfigError, SchemaError
+from recsys_gnn.data.readers import rawfile
 from recsys_gnn.data.readers.text import clean_text, join_fields
 from recsys_gnn.data.schema import DropReport, RawDataset, make_interactions, require_columns
 
@@ -36,7 +37,8 @@ def read_lastfm(root: Path, max_tags: int = 10) -> RawDataset:
     own name is skipped since it adds nothing.
 
     Repairs counted in ``report``: exact duplicate rows, interactions/tag assignments whose artist or tag is
-    not listed, a truncated last line, artists without any text.
+    not listed, artists without any text. A truncated file (last line without its line ending or with too
+    few fields) is refused, as are empty and header-only files (:mod:`recsys_gnn.data.readers.rawfile`).
 
     Args:
         root: folder holding the extracted archive files.
@@ -48,7 +50,9 @@ def read_lastfm(root: Path, max_tags: int = 10) -> RawDataset:
     Raises:
         DatasetNotFoundError: a needed file is missing.
         SchemaError: a column is missing, a value does not parse, an encoding is wrong, or a user-artist
-            pair appears twice with different play counts.
+            pair appears twice with different play counts; :class:`TruncatedFileError`,
+            :class:`EmptyFileError` and :class:`FileEncodingError` (all SchemaErrors) for cut, empty and
+            UTF-16 files.
         ConfigError: ``max_tags`` is negative.
     """
     if max_tags < 0:
@@ -156,32 +160,14 @@ def _decode(path: Path, encodings: str | Sequence[str]) -> str:
 
     Raises:
         DatasetNotFoundError: the file does not exist.
-        SchemaError: no encoding fits; names the line and byte offset of the first bad byte.
+        SchemaError: no encoding fits (names the line and byte offset of the first bad byte), or the file
+            is UTF-16, empty or cut mid-line.
     """
-    if not path.is_file():
-        found = sorted(p.name for p in path.parent.iterdir()) if path.parent.is_dir() else []
-        raise DatasetNotFoundError(
-            f"{path}: file not found; expected the official hetrec2011-lastfm-2k file {path.name} in "
-            f"{path.parent} (found: {found})"
-        )
-    data = path.read_bytes()
-    encodings = [encodings] if isinstance(encodings, str) else list(encodings)
-    for i, enc in enumerate(encodings):
-        try:
-            # utf-8-sig: a byte-order mark would otherwise become part of the first column name.
-            text = data.decode("utf-8-sig" if enc == "utf-8" else enc)
-        except UnicodeDecodeError as e:
-            if i + 1 < len(encodings):
-                continue
-            line = data[: e.start].count(b"\n") + 1
-            raise SchemaError(
-                f"{path}: line {line}: byte {data[e.start : e.start + 1]!r} at offset {e.start} is not valid "
-                f"{enc}; expected a {enc}-encoded file (the official encoding)"
-            ) from e
-        if i + 1 < len(encodings):
-            log.warning("%s: decoded as %s, not the official %s", path, enc, encodings[-1])
-        return text
-    raise AssertionError("unreachable")
+    data = rawfile.require_file(path, "the official hetrec2011-lastfm-2k file").read_bytes()
+    text = rawfile.decode(path, data, encodings)
+    rawfile.check_not_empty(path, text, "a TAB-separated header line and data rows")
+    rawfile.check_final_newline(path, text)
+    return text
 
 
 def _read_dat(
@@ -189,12 +175,10 @@ def _read_dat(
 ) -> pd.DataFrame:
     """Read a TAB-separated HetRec file with a header line into strings plus its 1-based ``_line`` numbers.
 
-    A last line with too few fields is a cut-off file: it is dropped and counted. Any other line with the
-    wrong number of fields is an error.
+    A last line with too few fields is a cut-off file (:class:`TruncatedFileError`); any other line with the
+    wrong number of fields is a :class:`SchemaError`; a header without rows an :class:`EmptyFileError`.
     """
     lines = _decode(path, encodings).splitlines()
-    if not lines:
-        raise SchemaError(f"{path}: file is empty; expected a header line {list(columns)} and data rows")
     header = lines[0].split("\t")
     require_columns(pd.DataFrame(columns=header), columns, str(path))
     n = len(header)
@@ -207,14 +191,15 @@ def _read_dat(
         fields = line.split("\t")
         if len(fields) != n:
             if i == last and len(fields) < n:
-                report.add("truncated last line (dropped)", 1, path.name)
-                continue
+                raise rawfile.truncated_last_line(path, i + 1, len(fields), n, header)
             raise SchemaError(
                 f"{path}: line {i + 1}: expected {n} TAB-separated fields {header}, found {len(fields)}: "
                 f"{line[:100]!r}"
             )
         rows.append(fields)
         numbers.append(i + 1)
+    if not rows:
+        raise rawfile.no_data_rows(path, f"TAB-separated rows of {list(columns)}")
     df = (
         pd.DataFrame(rows, columns=header, dtype=object)
         if rows
@@ -225,25 +210,22 @@ def _read_dat(
 
 
 def _parse_ints(df: pd.DataFrame, path: Path, columns: Sequence[str], report: DropReport) -> pd.DataFrame:
-    """Parse ``columns`` as integers; a bad value on the last data line only is a cut-off file (dropped)."""
+    """Parse ``columns`` as integers >= 0; any other value is a :class:`SchemaError`."""
     parsed = {c: pd.to_numeric(df[c].str.strip(), errors="coerce") for c in columns}
     bad = np.zeros(len(df), dtype=bool)
     for c in columns:
         v = parsed[c]
-        bad |= (v.isna() | (v != v.round())).to_numpy()
+        bad |= (v.isna() | (v != v.round()) | (v < 0)).to_numpy()
     if bad.any():
-        last_line = df["_line"].max()
-        if bad.sum() == 1 and df["_line"].to_numpy()[bad][0] == last_line:
-            report.add("truncated last line (dropped)", 1, path.name)
-        else:
-            examples = []
-            for c in columns:
-                v = parsed[c]
-                for _, r in df[(v.isna() | (v != v.round())).to_numpy()].head(3).iterrows():
-                    examples.append(f"line {r['_line']} column {c}={r[c]!r}")
-            raise SchemaError(
-                f"{path}: {int(bad.sum())} value(s) are not integers: {'; '.join(examples[:3])}"
-            )
+        examples = []
+        for c in columns:
+            v = parsed[c]
+            for _, r in df[(v.isna() | (v != v.round()) | (v < 0)).to_numpy()].head(3).iterrows():
+                examples.append(f"line {r['_line']} column {c}={r[c]!r}")
+        raise SchemaError(
+            f"{path}: {int(bad.sum())} value(s) are not integers >= 0 (ids, play counts): "
+            f"{'; '.join(examples[:3])}"
+        )
     out = df.loc[~bad].copy()
     for c in columns:
         out[c] = parsed[c][~bad].astype(np.int64)

@@ -36,7 +36,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys_gnn.data.errors import ConfigError, DatasetNotFoundError, EmptySplitError, SchemaError
+from recsys_gnn.data.errors import (
+    ConfigError,
+    DatasetNotFoundError,
+    EmptyFileError,
+    EmptySplitError,
+    FileEncodingError,
+    SchemaError,
+)
+from recsys_gnn.data.readers import rawfile
 from recsys_gnn.data.readers.text import clean_text, join_fields
 from recsys_gnn.data.schema import IMPRESSION_COLUMNS, DropReport, RawDataset, make_interactions
 
@@ -55,6 +63,8 @@ NEWS_COLUMNS: tuple[str, ...] = (
     "abstract_entities",
 )
 _BEHAVIOR_COLUMNS = ("impression_id", "user_id", "time", "history", "impressions")
+# first fields of a header line someone added to news.tsv (the official file has none)
+_HEADER_IDS = {"news id", "newsid", "nid", "id"}
 # order used to keep the earliest of repeated clicks when timestamps tie (NeMig has none at all)
 _SPLIT_RANK = {"history": 0, "train": 1, "val": 2, "test": 3}
 
@@ -65,17 +75,29 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     Only ``\\n`` ends a line (a stray ``\\r`` inside a field does not split it); a leading BOM is removed.
 
     Raises:
-        SchemaError: a line is not valid UTF-8.
+        DatasetNotFoundError: the file does not exist.
+        FileEncodingError: a line is not valid UTF-8, or the file is UTF-16.
+        TruncatedFileError: the last line has no line ending (a file cut short).
+        EmptyFileError: the file holds no non-blank line.
     """
+    path = rawfile.require_file(path, "the MIND-format file")
+    n_data = 0
     with open(path, "rb") as f:
         for i, raw in enumerate(f, 1):
+            if i == 1:
+                rawfile.check_encoding(path, raw, "UTF-8")
+            if not raw.endswith(b"\n") and raw.strip():
+                raise rawfile.no_line_ending(path, i, raw)
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise SchemaError(f"{path}:{i}: not valid UTF-8 ({e})") from e
+                raise FileEncodingError(f"{path}:{i}: not valid UTF-8 ({e}); expected UTF-8 text") from e
             if i == 1 and line.startswith("\ufeff"):
                 line = line[1:]
+            n_data += bool(line.strip())
             yield i, line.rstrip("\r\n")
+    if n_data == 0:
+        raise EmptyFileError(f"{path}: file is empty; expected TAB-separated MIND-format lines")
 
 
 def _parse_impression_log(field: str, path: Path, line_no: int) -> tuple[list[str], list[int]]:
@@ -241,6 +263,11 @@ def read_news(path: Path, report: DropReport) -> pd.DataFrame:
             )
         if not fields[0].strip():
             raise SchemaError(f"{path}:{line_no}: empty news_id field")
+        if line_no == 1 and fields[0].strip().lower().replace("_", " ") in _HEADER_IDS:
+            raise SchemaError(
+                f"{path}:1: {fields[0]!r} looks like a header; the official news.tsv has none "
+                f"(expected {len(NEWS_COLUMNS)} fields {', '.join(NEWS_COLUMNS)} on every line)"
+            )
         rows.append([fields[0].strip(), *fields[1:5]])
     report.add("blank line", n_blank, str(path))
     news = pd.DataFrame(rows, columns=["item", "category", "subcategory", "title", "abstract"])
@@ -350,7 +377,7 @@ def _drop_candidates_without_text(
         keep.append(bool(kept))
     report.add("impression candidate without news text, removed from its impression", n_removed, source)
     report.add("clicked candidate among those removed for lack of news text", n_clicked_removed, source)
-    mask = pd.Series(keep, index=impressions.index)
+    mask = pd.Series(np.asarray(keep, dtype=bool), index=impressions.index)  # empty: still a row mask
     report.add("impression left without candidates, dropped", int((~mask).sum()), source)
     impressions["candidates"] = new_cands
     impressions["labels"] = new_labels

@@ -10,8 +10,10 @@ Bad input policy (the same in all three readers):
 * a missing file raises :class:`DatasetNotFoundError` naming the path;
 * a missing/renamed CSV column raises :class:`SchemaError` naming the file, the missing and the found columns;
 * a line with the wrong number of fields, or a value that does not parse (id, rating, timestamp, genre flag),
-  raises :class:`SchemaError` naming the file, the line number and the value; the exception is a *last* line
-  with too few fields, which is how an interrupted copy ends: it is dropped, counted and logged;
+  raises :class:`SchemaError` naming the file, the line number and the value;
+* a file cut short (last line without its line ending, or with too few fields) raises
+  :class:`TruncatedFileError`; an empty file, or a CSV with a header only, raises :class:`EmptyFileError`;
+  a UTF-16 copy raises :class:`FileEncodingError` (see :mod:`recsys_gnn.data.readers.rawfile`);
 * blank lines inside a file are skipped and counted; exact duplicate lines are collapsed and counted;
 * a rating of a movie absent from the movies file is dropped and counted ("unknown item"), never raised: the
   rest of the file is still valid data.
@@ -32,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys_gnn.data.errors import ConfigError, DatasetNotFoundError, SchemaError
+from recsys_gnn.data.errors import ConfigError, SchemaError
+from recsys_gnn.data.readers import rawfile
 from recsys_gnn.data.readers.text import join_fields
 from recsys_gnn.data.schema import DropReport, RawDataset, make_interactions, require_columns
 
@@ -104,17 +107,8 @@ class _Table:
         return _Table(self.path, self.frame[keep].reset_index(drop=True), self.lines[keep])
 
 
-def _read_text(path: Path, encoding: str) -> str:
-    if not path.is_file():
-        raise DatasetNotFoundError(f"{path}: file not found (expected a MovieLens file here)")
-    data = path.read_bytes()
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise SchemaError(
-            f"{path}: line {line}: byte 0x{data[err.start]:02x} cannot be decoded as {encoding} ({err.reason})"
-        ) from None
+def _read_text(path: Path, encoding: str, expected: str) -> str:
+    return rawfile.read_text(path, encoding, expected, "the MovieLens file")
 
 
 def _short(line: str, n: int = 120) -> str:
@@ -135,12 +129,9 @@ def _rows_to_table(
     n = len(names)
     lens = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
     bad = np.flatnonzero(lens != n)
-    if len(bad) and bad[-1] == len(rows) - 1 and lens[-1] < n:
-        log.warning(
-            "%s: line %d has %d of %d fields (truncated file?); dropped", path, lines[-1], lens[-1], n
-        )
-        report.add("truncated last line dropped", 1, source)
-        rows, lines, bad = rows[:-1], lines[:-1], bad[:-1]
+    # the last line alone short: a cut file (every line short is a wrong format, reported at its first line)
+    if len(bad) == 1 and bad[-1] == len(rows) - 1 and lens[-1] < n:
+        raise rawfile.truncated_last_line(path, lines[-1], int(lens[-1]), n, names)
     if len(bad):
         i = int(bad[0])
         raise SchemaError(
@@ -163,7 +154,8 @@ def _read_delimited(
     split: Callable[[str], list[str]],
 ) -> _Table:
     """Read a header-less delimited file, one record per line, split by ``split``."""
-    raw_lines = _read_text(path, encoding).split("\n")
+    expected = f"lines of {len(names)} fields ({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})"
+    raw_lines = _read_text(path, encoding, expected).split("\n")
     # A final newline leaves an empty last element; trailing blank lines are padding, not skipped rows.
     while raw_lines and not raw_lines[-1].strip():
         raw_lines.pop()
@@ -182,12 +174,10 @@ def _read_delimited(
 
 def _read_csv(path: Path, columns: Sequence[str], *, report: DropReport, source: str) -> _Table:
     """Read a UTF-8 CSV with a header (RFC-4180 quoting) and keep ``columns`` (in any order in the file)."""
-    text = _read_text(path, "utf-8-sig")
+    expected = f"a header with columns {list(columns)} and data rows"
+    text = _read_text(path, "utf-8", expected)
     reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise SchemaError(f"{path}: empty file; expected a header with columns {list(columns)}") from None
+    header = [h.strip() for h in next(reader)]
     require_columns(pd.DataFrame(columns=header), tuple(columns), str(path))
     rows: list[list[str]] = []
     lines: list[int] = []
@@ -201,6 +191,8 @@ def _read_csv(path: Path, columns: Sequence[str], *, report: DropReport, source:
             lines.append(reader.line_num)
     except csv.Error as err:
         raise SchemaError(f"{path}: line {reader.line_num}: malformed CSV ({err})") from None
+    if not rows:
+        raise rawfile.no_data_rows(path, f"rows of {list(columns)}")
     table = _rows_to_table(path, rows, lines, header, blank, report, source)
     table.frame = table.frame[list(columns)]
     return table

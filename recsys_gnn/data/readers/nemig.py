@@ -31,6 +31,7 @@ from __future__ import annotations
 import bz2
 import csv
 import gzip
+import io
 import logging
 import re
 from collections.abc import Iterator
@@ -40,7 +41,14 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from recsys_gnn.data.errors import ConfigError, DatasetNotFoundError, SchemaError
+from recsys_gnn.data.errors import (
+    ConfigError,
+    DatasetNotFoundError,
+    EmptyFileError,
+    SchemaError,
+    TruncatedFileError,
+)
+from recsys_gnn.data.readers import rawfile
 from recsys_gnn.data.readers.mind import build_news_dataset, read_behaviors
 from recsys_gnn.data.readers.text import clean_text, join_fields
 from recsys_gnn.data.schema import DropReport, RawDataset, require_columns
@@ -217,18 +225,34 @@ def read_ntriples(path: Path) -> list[Triple]:
     """Parse an N-Triples file (``.nt``, ``.nt.bz2`` or ``.nt.gz``).
 
     Raises:
-        SchemaError: the file is not valid UTF-8 or not N-Triples (file, line and column named).
+        DatasetNotFoundError: the file does not exist.
+        SchemaError: the file is not valid UTF-8 or not N-Triples (file, line and column named);
+            :class:`TruncatedFileError` for a compressed stream that stops early or a last line without
+            its line ending, :class:`EmptyFileError` for a file without any statement.
     """
-    path = Path(path)
+    path = rawfile.require_file(Path(path), "the NeMig knowledge-graph file")
     opener = {".bz2": bz2.open, ".gz": gzip.open}.get(path.suffix, open)
-    with opener(path, "rb") as f:
-        data = f.read()
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise SchemaError(f"{path}:{line}: not valid UTF-8 ({e.reason})") from e
-    return list(parse_ntriples(text, str(path)))
+        with opener(path, "rb") as f:
+            data = f.read()
+    except EOFError as e:
+        raise TruncatedFileError(
+            f"{path}: compressed stream ends early ({e}); the file is truncated. Expected the complete "
+            "official file: copy or download it again"
+        ) from e
+    except (OSError, ValueError) as e:  # bz2/gzip: "Invalid data stream", "Not a gzipped file"
+        raise SchemaError(
+            f"{path}: corrupt compressed file ({e}); expected a valid {path.suffix} stream"
+        ) from e
+    text = rawfile.decode(path, data, "utf-8")
+    rawfile.check_not_empty(path, text, "N-Triples statements")
+    rawfile.check_final_newline(path, text)
+    triples = list(parse_ntriples(text, str(path)))
+    if not triples:
+        raise EmptyFileError(
+            f"{path}: no N-Triples statement in the file (comments only); expected statements"
+        )
+    return triples
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -303,9 +327,24 @@ def _news_sort_key(news_id: str) -> tuple[int, str]:
 
 
 def _read_topic_labels(path: Path) -> dict[str, str]:
-    """``topic id -> label`` from ``subtopic_annotations.csv`` (``id,topic,topic_label``)."""
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, quoting=csv.QUOTE_MINIMAL)
-    require_columns(df, ("id", "topic", "topic_label"), str(path))
+    """``topic id -> label`` from ``subtopic_annotations.csv`` (``id,topic,topic_label``; topic an integer >= -1)."""
+    columns = ("id", "topic", "topic_label")
+    text = rawfile.read_text(path, "utf-8", f"a CSV header {list(columns)} and rows", "the NeMig cache file")
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, quoting=csv.QUOTE_MINIMAL)
+    except (pd.errors.ParserError, csv.Error) as e:
+        raise SchemaError(f"{path}: malformed CSV ({e})") from None
+    require_columns(df, columns, str(path))
+    if df.empty:
+        raise rawfile.no_data_rows(path, f"rows of {list(columns)}")
+    topic = pd.to_numeric(df["topic"].str.strip(), errors="coerce")
+    bad = (topic.isna() | (topic != topic.round()) | (topic < -1)).to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise SchemaError(
+            f"{path}: line {i + 2}: topic {df['topic'].iloc[i]!r} is not a topic id; expected an integer >= -1 "
+            f"({int(bad.sum())} such rows)"
+        )
     pairs = df[["topic", "topic_label"]].drop_duplicates()
     dup = pairs["topic"].duplicated(keep=False)
     if dup.any():

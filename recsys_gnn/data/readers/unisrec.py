@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys_gnn.data.errors import ConfigError, DatasetNotFoundError, SchemaError
+from recsys_gnn.data.errors import ConfigError, SchemaError
+from recsys_gnn.data.readers import rawfile
 from recsys_gnn.data.readers.text import clean_text
 from recsys_gnn.data.schema import DropReport, RawDataset, make_interactions, require_columns
 
@@ -61,10 +62,10 @@ def read_unisrec(root: Path, name: str = "Scientific") -> RawDataset:
     ``weight`` 1. ``split`` marks the valid.inter target "val", the test.inter target "test" and the rest
     "train". Repeat purchases stay as separate events.
 
-    Counted repairs: exact duplicate lines, a truncated last line, users lacking a valid or test row (all
-    their lines dropped: their split cannot be reproduced), events whose user or item index is not in the
-    index maps or whose asin has no text (dropped; the other events keep their positions), duplicate text
-    rows (first kept).
+    Counted repairs: exact duplicate lines, users lacking a valid or test row (all their lines dropped: their
+    split cannot be reproduced), events whose asin has no text (dropped; the other events keep their
+    positions), duplicate text rows (first kept). Refused: a user or item index missing from the index maps
+    (the official maps cover every index), and truncated, empty, header-only or UTF-16 files.
 
     Args:
         root: folder holding the ``{name}.*`` files.
@@ -76,8 +77,9 @@ def read_unisrec(root: Path, name: str = "Scientific") -> RawDataset:
 
     Raises:
         DatasetNotFoundError: a file is missing.
-        SchemaError: a header or value is wrong, the index maps conflict, or a row contradicts the user's
-            sequence rebuilt from the other rows.
+        SchemaError: a header or value is wrong, an index is not in its map, the index maps conflict, or a
+            row contradicts the user's sequence rebuilt from the other rows; :class:`TruncatedFileError`,
+            :class:`EmptyFileError`, :class:`FileEncodingError` (SchemaErrors) for cut, empty, UTF-16 files.
     """
     root = Path(root)
     if not name or os.sep in name or "/" in name:
@@ -91,7 +93,7 @@ def read_unisrec(root: Path, name: str = "Scientific") -> RawDataset:
 
     users: dict[int, _User] = defaultdict(_User)
     for stem, split in SPLIT_FILES:
-        for user, row in _read_inter(root / f"{name}.{stem}.inter", report):
+        for user, row in _read_inter(root / f"{name}.{stem}.inter", report, user_of, item_of):
             getattr(users[user], split).append(row)
 
     # The history cap (50 in UniSRec) is the longest history in the files.
@@ -119,22 +121,18 @@ def read_unisrec(root: Path, name: str = "Scientific") -> RawDataset:
         "lines of users without a valid.inter or test.inter row (dropped)", incomplete, f"{name}.inter"
     )
 
+    if not u_col:
+        raise SchemaError(
+            f"{root / name}.*.inter: no user has a train, valid and test row; expected the UniSRec "
+            "leave-one-out layout"
+        )
     df = pd.DataFrame({"u": u_col, "i": i_col, "pos": pos_col, "split": split_col})
-    known_user = df["u"].isin(user_of.keys())
-    report.add(
-        "events of user indices not in user2index (dropped)", int((~known_user).sum()), f"{name}.inter"
-    )
-    df = df[known_user]
-    known_item = df["i"].isin(item_of.keys())
-    report.add(
-        "events of item indices not in item2index (dropped)", int((~known_item).sum()), f"{name}.inter"
-    )
-    df = df[known_item]
     asin = df["i"].map(item_of)
-    has_text = asin.map(lambda a: bool(texts.get(a, "")))
+    # dtype=bool: an empty object-dtype mask would select columns, not rows
+    has_text = asin.map(lambda a: bool(texts.get(a, ""))).to_numpy(dtype=bool)
     report.add("events of items without text in .text (dropped)", int((~has_text).sum()), f"{name}.inter")
-    df = df[has_text.to_numpy()]
-    asin = asin[has_text.to_numpy()]
+    df = df[has_text]
+    asin = asin[has_text]
 
     interactions = make_interactions(
         df["u"].map(user_of).to_numpy(), asin.to_numpy(), timestamp=df["pos"].to_numpy(dtype=np.int64)
@@ -208,28 +206,14 @@ def _short(xs: list[int]) -> str:
     )
 
 
-def _read_lines(path: Path) -> list[str]:
-    if not path.is_file():
-        found = sorted(p.name for p in path.parent.iterdir()) if path.parent.is_dir() else []
-        raise DatasetNotFoundError(
-            f"{path}: file not found; expected the UniSRec benchmark file {path.name} in {path.parent} "
-            f"(found: {found})"
-        )
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise SchemaError(
-            f"{path}: line {line}: byte {data[e.start : e.start + 1]!r} at offset {e.start} is not valid UTF-8; "
-            "expected UTF-8 text"
-        ) from e
+def _read_lines(path: Path, expected: str) -> list[str]:
+    return rawfile.read_text(path, "utf-8", expected, "the UniSRec benchmark file").splitlines()
 
 
 def _split_lines(
     path: Path, lines: list[str], n_fields: int, start: int, report: DropReport
 ) -> list[tuple[int, list[str]]]:
-    """TAB-split ``lines[start:]`` into ``n_fields`` fields; a short last line is cut off (dropped, counted)."""
+    """TAB-split ``lines[start:]`` into ``n_fields`` fields; a short last line is a cut file (refused)."""
     out = []
     last = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
     for i in range(start, len(lines)):
@@ -239,12 +223,13 @@ def _split_lines(
         fields = line.split("\t")
         if len(fields) != n_fields:
             if i == last and len(fields) < n_fields:
-                report.add("truncated last line (dropped)", 1, path.name)
-                continue
+                raise rawfile.truncated_last_line(path, i + 1, len(fields), n_fields)
             raise SchemaError(
                 f"{path}: line {i + 1}: expected {n_fields} TAB-separated fields, found {len(fields)}: {line[:100]!r}"
             )
         out.append((i + 1, fields))
+    if not out:
+        raise rawfile.no_data_rows(path, f"rows of {n_fields} TAB-separated fields")
     return out
 
 
@@ -262,7 +247,8 @@ def _read_index(path: Path, report: DropReport) -> dict[int, str]:
     seen: dict[int, tuple[str, int]] = {}
     ids: dict[str, int] = {}
     dups = 0
-    for line, (orig, idx) in _split_lines(path, _read_lines(path), 2, 0, report):
+    lines = _read_lines(path, "'id<TAB>index' lines")
+    for line, (orig, idx) in _split_lines(path, lines, 2, 0, report):
         i, o = _int(idx, path, line, "index"), orig.strip()
         if not o:
             raise SchemaError(f"{path}: line {line}: empty id for index {i}; expected a non-empty id")
@@ -282,9 +268,7 @@ def _read_index(path: Path, report: DropReport) -> dict[int, str]:
 
 def _read_texts(path: Path, report: DropReport) -> dict[str, str]:
     """``{asin: cleaned text}``; a repeated asin keeps its first text (counted)."""
-    lines = _read_lines(path)
-    if not lines:
-        raise SchemaError(f"{path}: file is empty; expected the header {list(TEXT_COLUMNS)}")
+    lines = _read_lines(path, f"the header {list(TEXT_COLUMNS)} and rows")
     header = lines[0].split("\t")
     require_columns(pd.DataFrame(columns=header), TEXT_COLUMNS, str(path))
     k_item, k_text = header.index(TEXT_COLUMNS[0]), header.index(TEXT_COLUMNS[1])
@@ -302,11 +286,14 @@ def _read_texts(path: Path, report: DropReport) -> dict[str, str]:
     return texts
 
 
-def _read_inter(path: Path, report: DropReport) -> list[tuple[int, _Row]]:
-    """``(user index, row)`` of an ``.inter`` file in file order; exact duplicate lines are counted."""
-    lines = _read_lines(path)
-    if not lines:
-        raise SchemaError(f"{path}: file is empty; expected the header {list(INTER_COLUMNS)}")
+def _read_inter(
+    path: Path, report: DropReport, user_of: dict[int, str], item_of: dict[int, str]
+) -> list[tuple[int, _Row]]:
+    """``(user index, row)`` of an ``.inter`` file in file order; exact duplicate lines are counted.
+
+    Every user index must be in ``user_of`` and every item index in ``item_of`` (the index maps).
+    """
+    lines = _read_lines(path, f"the header {list(INTER_COLUMNS)} and rows")
     header = lines[0].split("\t")
     require_columns(pd.DataFrame(columns=header), INTER_COLUMNS, str(path))
     k_user, k_hist, k_item = (header.index(c) for c in INTER_COLUMNS)
@@ -325,7 +312,19 @@ def _read_inter(path: Path, report: DropReport) -> list[tuple[int, _Row]]:
             raise SchemaError(
                 f"{path}: line {line}: empty {INTER_COLUMNS[1]}; expected at least one item index"
             )
-        out.append((user, _Row(line, hist, _int(fields[k_item], path, line, INTER_COLUMNS[2]))))
+        target = _int(fields[k_item], path, line, INTER_COLUMNS[2])
+        if user not in user_of:
+            raise SchemaError(
+                f"{path}: line {line}: user index {user} is not in the user2index map "
+                f"({len(user_of)} users); expected an index listed there"
+            )
+        unknown = [i for i in [*hist, target] if i not in item_of]
+        if unknown:
+            raise SchemaError(
+                f"{path}: line {line}: item index {unknown[0]} is not in the item2index map "
+                f"({len(item_of)} items); expected an index listed there"
+            )
+        out.append((user, _Row(line, hist, target)))
     report.add("exact duplicate lines (dropped)", dups, path.name)
     return out
 
