@@ -125,7 +125,8 @@ def test_train_loader_shards_pairs_with_equal_steps(tiny_env: Path, make_cfg, in
         indices.append(list(loader.sampler))
         steps.append(len(loader))
         batch = next(iter(loader))
-        assert set(batch) == {"user", "pos", "neg", "weight"}
+        # the default recipe shares its negatives within a batch: neg (N,) with a validity mask (B, N)
+        assert set(batch) == {"user", "pos", "neg", "neg_valid", "weight"}
     assert steps[0] == steps[1]
     assert set(indices[0]) | set(indices[1]) == set(range(n))
     dm.trainer = None

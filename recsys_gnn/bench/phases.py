@@ -32,7 +32,13 @@ from recsys_gnn.bench.machine import PhaseStats, measure_phase, median, percenti
 from recsys_gnn.data.datamodule import RecDataModule
 from recsys_gnn.data.interactions import InteractionData
 from recsys_gnn.eval.metrics import METRICS, ndcg_at_k
-from recsys_gnn.eval.ranking import FullRankingMetric, evaluate_full_ranking, top_k_indices
+from recsys_gnn.eval.ranking import (
+    FullRankingMetric,
+    SparseRows,
+    evaluate_full_ranking,
+    in_sorted,
+    top_k_indices,
+)
 from recsys_gnn.models.module import RecModule
 from recsys_gnn.pipeline import build_model, load_data
 
@@ -449,16 +455,17 @@ def metric_update_breakdown(
 ) -> dict[str, Any]:
     """Attribute ``FullRankingMetric.update`` time by replaying its steps with the same functions.
 
-    Steps: ``checks`` (shape checks, target/mask overlap, users without targets, NaN), ``mask``
-    (``masked_fill`` of known items), ``topk`` (``top_k_indices`` at the largest k, of which
-    ``torch.topk`` alone is ``topk_raw``), ``metrics`` (gathers, every metric at every k, coverage flags).
-    Also returns per-user NDCG@k (mean and standard error), for noise estimates.
+    Steps: ``checks`` (CSR keys, target/mask overlap, users without targets, NaN), ``mask`` (``index_put`` of
+    -inf at the known items' CSR positions), ``topk`` (``top_k_indices`` at the largest k, of which
+    ``torch.topk`` alone is ``topk_raw``), ``metrics`` (relevance by sorted-key look-up, every metric at every
+    k, coverage flags). Also returns per-user NDCG@k (mean and standard error), for noise estimates.
     """
     ks = module.ks
     kmax = max(ks)
+    n_items = module.n_items
     parts = dict.fromkeys(("checks", "mask", "topk", "topk_raw", "metrics"), 0.0)
     per_user: list[torch.Tensor] = []
-    rec = {k: torch.zeros(module.n_items, dtype=torch.bool) for k in ks}
+    rec = {k: torch.zeros(n_items, dtype=torch.bool) for k in ks}
     cache = _eval_cache(module, stage)
     loader = datamodule.test_dataloader() if stage == "test" else datamodule.val_dataloader()
     with torch.no_grad():
@@ -466,22 +473,26 @@ def metric_update_breakdown(
             scores = module.model.score(batch["user"], cache)
             targets, mask = batch["targets"], batch["mask"]
             t0 = time.perf_counter()
-            targets, mask = targets.bool(), mask.bool()
-            _ = bool((targets & mask).any())
-            n_rel = targets.sum(1)
+            t = targets if isinstance(targets, SparseRows) else SparseRows.from_dense(targets)
+            m = mask if isinstance(mask, SparseRows) else SparseRows.from_dense(mask)
+            t_keys, m_keys = t.keys(n_items), m.keys(n_items)
+            _ = bool(in_sorted(t_keys, m_keys).any())
+            n_rel = t.indptr[1:] - t.indptr[:-1]
             keep = n_rel > 0
-            if not keep.all():
-                scores, targets, mask, n_rel = scores[keep], targets[keep], mask[keep], n_rel[keep]
             _ = bool(torch.isnan(scores).any())
             t1 = time.perf_counter()
-            masked = scores.masked_fill(mask, float("-inf"))
+            masked = scores.index_put((m.row_ids(), m.indices), scores.new_tensor(float("-inf")))
+            rows = keep.nonzero().squeeze(1)
+            if len(rows) < scores.shape[0]:
+                masked, n_rel = masked[rows], n_rel[rows]
             t2 = time.perf_counter()
             idx = top_k_indices(masked, kmax)
             t3 = time.perf_counter()
             masked.topk(kmax, dim=1)
             t4 = time.perf_counter()
-            hits = targets.gather(1, idx)
-            unmasked = ~mask.gather(1, idx)
+            keys = rows[:, None] * n_items + idx
+            hits = in_sorted(keys, t_keys)
+            unmasked = ~in_sorted(keys, m_keys)
             for k in ks:
                 for fn in METRICS.values():
                     fn(hits, n_rel, k).sum()

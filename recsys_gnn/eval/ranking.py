@@ -94,7 +94,7 @@ class SparseRows(NamedTuple):
 Rows = Tensor | SparseRows
 
 
-def _in_sorted(keys: Tensor, sorted_keys: Tensor) -> Tensor:
+def in_sorted(keys: Tensor, sorted_keys: Tensor) -> Tensor:
     """``keys`` (any shape) present in the 1-D sorted ``sorted_keys``, as bool of ``keys``' shape."""
     if sorted_keys.numel() == 0:
         return torch.zeros_like(keys, dtype=torch.bool)
@@ -216,7 +216,7 @@ class FullRankingMetric(Metric):
         t = targets if isinstance(targets, SparseRows) else SparseRows.from_dense(targets)
         m = mask if isinstance(mask, SparseRows) else SparseRows.from_dense(mask)
         t_keys, m_keys = t.keys(n_items), m.keys(n_items)
-        overlap = _in_sorted(t_keys, m_keys)
+        overlap = in_sorted(t_keys, m_keys)
         if item_mask is not None:
             overlap |= item_mask[t_keys % n_items]
         if overlap.any():
@@ -238,8 +238,8 @@ class FullRankingMetric(Metric):
             masked, n_rel = masked[rows], n_rel[rows]
         idx = top_k_indices(masked, self.ks[-1])
         keys = rows[:, None] * n_items + idx  # (B', k) keys in the batch's row numbering
-        hits = _in_sorted(keys, t_keys)
-        unmasked = ~_in_sorted(keys, m_keys)  # fewer than k unmasked items: the rest of the list is not shown
+        hits = in_sorted(keys, t_keys)
+        unmasked = ~in_sorted(keys, m_keys)  # fewer than k unmasked items: the rest of the list is not shown
         if item_mask is not None:
             unmasked &= ~item_mask[idx]
         for k in self.ks:

@@ -449,7 +449,9 @@ def test_lightgcn_id_fast_loss_equals_the_generic_loss(tiny_env, make_cfg, simil
     from recsys_gnn.models.base import Recommender
     from recsys_gnn.pipeline import build_model, load_data
 
-    cfg = make_cfg(["model=lightgcn_id", "~gnn", "~graph", "compress.dim=8", f"model.similarity={similarity}"])
+    cfg = make_cfg(
+        ["model=lightgcn_id", "~gnn", "~graph", "compress.dim=8", f"model.similarity={similarity}"]
+    )
     data = load_data(cfg)
     m = build_model(cfg, data)
     batch = {"user": torch.tensor([0, 1]), "pos": torch.as_tensor(data.train[:2, 1])}
