@@ -96,3 +96,24 @@ def test_best_epoch_reads_the_csv_log(tmp_path: Path) -> None:
     (tmp_path / "csv" / "metrics.csv").write_text("epoch,train/loss,val/ndcg@10\n0,1.0,\n0,,0.1\n1,,0.05\n")
     assert study.best_epoch(tmp_path) == 0
     assert study.best_epoch(tmp_path / "nothing") is None
+
+
+def test_recorded_choices_fill_cells_without_tune_folders(tmp_path: Path) -> None:
+    spec = study.Spec.load(_spec(tmp_path))
+    spec.out.mkdir(parents=True)
+    recorded = {
+        "video/mf": {"point": {"optimizer.lr": 0.1}, "val/ndcg@10": 0.2, "tried": 2, "grid": {}},
+        "video/gone": {"point": {}, "val/ndcg@10": 0.1, "tried": 1, "grid": {}},  # not in the spec
+    }
+    (spec.out / "chosen.json").write_text(json.dumps(recorded))
+    merged = study.merge_recorded(spec, {})
+    assert set(merged) == {"video/mf"} and merged["video/mf"]["recorded"] is True
+    # finished tune jobs win over the record
+    for job, val in zip(study.tune_jobs(spec, ["video"], ["mf"]), (0.1, 0.3), strict=True):
+        _finish(job, 0.1, val=val)
+    merged = study.merge_recorded(spec, study.choose(spec, ["video"], ["mf"]))
+    assert merged["video/mf"]["point"] == {"optimizer.lr": 0.2} and "recorded" not in merged["video/mf"]
+    final = study.final_jobs(spec, study.merge_recorded(spec, {}), ["video"], ["mf"])
+    _finish(final[1], 0.12, val=0.2)
+    text, _ = study.table(spec, study.merge_recorded(spec, {}), ["video"], ["mf"])
+    assert "optimizer.lr=0.1 (recorded)" in text
