@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import dgl
 import numpy as np
 import pytest
 import torch
@@ -14,6 +15,8 @@ from omegaconf import OmegaConf
 
 from recsys_gnn.graph.user_item import UserItemGraph
 from recsys_gnn.models.gnn import GAT, GCN, SAGE, GNNStack, LightGCN
+from recsys_gnn.models.gnn.gat_classic import ClassicGAT
+from recsys_gnn.models.gnn.sage_classic import ClassicSAGE
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "gnn"
 
@@ -24,8 +27,13 @@ ISOLATED = (N_USERS - 1, N_USERS + N_ITEMS - 1)
 FACTORIES: dict[str, Callable[..., GNNStack]] = {
     "gcn": lambda dim, layers: GCN(dim, num_layers=layers, activation="tanh", learn_alpha=True),
     "lightgcn": lambda dim, layers: LightGCN(dim, num_layers=layers),
-    "gat": lambda dim, layers: GAT(dim, num_layers=layers, num_heads=2),
-    "sage": lambda dim, layers: SAGE(dim, num_layers=layers, aggregator="pool"),
+    "gat": lambda dim, layers: GAT(dim, num_layers=layers, attention="additive", num_heads=2),
+    "gat_dot": lambda dim, layers: GAT(dim, num_layers=layers, temperature=0.5),
+    "gat_mean": lambda dim, layers: GAT(dim, num_layers=layers, prior=False, num_heads=2),
+    "sage": lambda dim, layers: SAGE(dim, num_layers=layers, self_weight=0.3),
+    "sage_sum": lambda dim, layers: SAGE(dim, num_layers=layers, aggregator="sum", self_weight=0.0),
+    "gat_classic": lambda dim, layers: ClassicGAT(dim, num_layers=layers, num_heads=2),
+    "sage_classic": lambda dim, layers: ClassicSAGE(dim, num_layers=layers, aggregator="pool"),
 }
 
 
@@ -140,8 +148,15 @@ def test_edge_weights_are_used(graph, name: str) -> None:
     torch.manual_seed(0)
     model = FACTORIES[name](8, 2)
     feat, ew = inputs(graph, 8, True)
+    if name == "gat_mean":
+        # a plain softmax over the neighbours: positive weights only mark edges, 0 removes one
+        torch.testing.assert_close(model(graph, feat), model(graph, feat, ew))
+        cut = ew.clone()
+        cut[0] = 0.0
+        assert not torch.allclose(model(graph, feat), model(graph, feat, cut))
+        return
     assert not torch.allclose(model(graph, feat), model(graph, feat, ew))
-    if name == "gat":
+    if name == "gat_classic":
         # GAT's softmax already normalises: by default it uses no edge weight (w = 1) unless told to.
         torch.testing.assert_close(model(graph, feat), model(graph, feat, torch.ones_like(ew)))
         model.use_edge_weight = True
@@ -152,7 +167,7 @@ def test_edge_weights_are_used(graph, name: str) -> None:
 @pytest.mark.parametrize("aggregator", ["mean", "pool", "gcn", "lstm"])
 def test_sage_all_aggregators(graph, aggregator: str) -> None:
     torch.manual_seed(0)
-    model = SAGE(8, num_layers=2, aggregator=aggregator)
+    model = ClassicSAGE(8, num_layers=2, aggregator=aggregator)
     feat, _ = inputs(graph, 8, False)
     feat.requires_grad_(True)
     out = model(graph, feat)
@@ -167,9 +182,17 @@ def test_sage_all_aggregators(graph, aggregator: str) -> None:
         (GCN(8, num_layers=3, alpha=0.5, dropout=0.1, activation="relu", learn_alpha=True),
          ["num_layers=3", "alpha=0.5", "dropout=0.1", "activation='relu'", "learn_alpha=True"]),
         (LightGCN(8, num_layers=2, layer_weights=[1, 1, 2]), ["num_layers=2", "layer_weights=[1.0, 1.0, 2.0]"]),
-        (GAT(16, num_layers=2, num_heads=4, dropout=0.2, attn_dropout=0.3, residual=False, negative_slope=0.1),
+        (GAT(16, num_layers=2, attention="additive", temperature=0.5, num_heads=4, prior=False, attn_dropout=0.3,
+             negative_slope=0.1),
+         ["attention='additive'", "temperature=0.5", "num_heads=4", "prior=False", "attn_dropout=0.3",
+          "negative_slope=0.1"]),
+        (SAGE(8, num_layers=3, aggregator="sum", self_weight=0.25, backend="dgl"),
+         ["num_layers=3", "aggregator='sum'", "self_weight=0.25", "backend='dgl'"]),
+        (ClassicGAT(16, num_layers=2, num_heads=4, dropout=0.2, attn_dropout=0.3, residual=False,
+                    negative_slope=0.1),
          ["num_heads=4", "dropout=0.2", "attn_dropout=0.3", "residual=False", "negative_slope=0.1"]),
-        (SAGE(8, num_layers=1, aggregator="gcn", dropout=0.2), ["num_layers=1", "aggregator='gcn'", "dropout=0.2"]),
+        (ClassicSAGE(8, num_layers=1, aggregator="gcn", dropout=0.2),
+         ["num_layers=1", "aggregator='gcn'", "dropout=0.2"]),
     ],
 )  # fmt: skip
 def test_repr_shows_hyper_parameters(model: GNNStack, fragments: list[str]) -> None:
@@ -194,8 +217,16 @@ def test_repr_shows_hyper_parameters(model: GNNStack, fragments: list[str]) -> N
         (lambda: GAT(8, num_heads=0), "num_heads"),
         (lambda: GAT(8, attn_dropout=-0.1), "attn_dropout"),
         (lambda: GAT(8, negative_slope=-1.0), "negative_slope"),
-        (lambda: SAGE(8, aggregator="max"), r"\('mean', 'pool', 'gcn', 'lstm'\)"),
+        (lambda: GAT(8, attention="cosine"), r"\('dot', 'additive'\)"),
+        (lambda: GAT(8, temperature=0.0), "temperature"),
+        (lambda: GAT(8, temperature=float("inf")), "temperature"),
+        (lambda: SAGE(8, aggregator="pool"), r"\('mean', 'sum'\)"),
+        (lambda: SAGE(8, self_weight=1.0), "self_weight"),
         (lambda: SAGE(8, num_layers=2.5), "num_layers"),
+        (lambda: SAGE(8, backend="sparse"), "backend"),
+        (lambda: ClassicGAT(10, num_heads=3), "divisible"),
+        (lambda: ClassicGAT(8, negative_slope=-1.0), "negative_slope"),
+        (lambda: ClassicSAGE(8, aggregator="max"), r"\('mean', 'pool', 'gcn', 'lstm'\)"),
     ],
 )
 def test_invalid_arguments_raise(factory, match: str) -> None:
@@ -215,21 +246,22 @@ def test_invalid_forward_inputs_raise(graph, name: str) -> None:
         model(graph, feat, torch.ones(graph.num_edges() + 1))
     g = graph.clone()
     del g.edata["w"]
-    if name == "gat":  # attention alone needs no stored weight unless asked to use it
+    if name == "gat_classic":  # attention alone needs no stored weight unless asked to use it
         assert model(g, feat).shape == feat.shape
         model.use_edge_weight = True
     with pytest.raises(ValueError, match='edata\\["w"\\]'):
         model(g, feat)
 
 
-@pytest.mark.parametrize("name", ["gcn", "gat", "sage"])
+@pytest.mark.parametrize("name", ["gcn", "gat", "gat_classic", "sage_classic"])
 def test_deterministic_under_seed_with_dropout(graph, name: str) -> None:
     kwargs = {
         "gcn": {"dropout": 0.3},
-        "gat": {"dropout": 0.3, "attn_dropout": 0.3},
-        "sage": {"dropout": 0.3},
+        "gat": {"attn_dropout": 0.3},
+        "gat_classic": {"dropout": 0.3, "attn_dropout": 0.3},
+        "sage_classic": {"dropout": 0.3},
     }[name]
-    cls = {"gcn": GCN, "gat": GAT, "sage": SAGE}[name]
+    cls = {"gcn": GCN, "gat": GAT, "gat_classic": ClassicGAT, "sage_classic": ClassicSAGE}[name]
     feat, _ = inputs(graph, 8, False)
     outs = []
     for _ in range(2):
@@ -243,7 +275,7 @@ def test_deterministic_under_seed_with_dropout(graph, name: str) -> None:
 
 
 def test_reset_parameters_redraws_weights() -> None:
-    model = GAT(8, num_layers=1)
+    model = ClassicGAT(8, num_layers=1)
     before = [p.detach().clone() for p in model.parameters()]
     model.reset_parameters()
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
@@ -279,7 +311,7 @@ def test_bpr_training_lowers_loss(graph, name: str) -> None:
     assert end < 0.8 * start, (start, end)
 
 
-@pytest.mark.parametrize("name", ["gcn", "lightgcn", "gat", "sage"])
+@pytest.mark.parametrize("name", ["gcn", "lightgcn", "gat", "sage", "gat_classic", "sage_classic"])
 def test_gnn_configs_instantiate(graph, name: str) -> None:
     cfg = OmegaConf.load(CONF / f"{name}.yaml")
     assert cfg._partial_ is True
@@ -331,3 +363,126 @@ def test_backend_is_checked_and_shown() -> None:
     with pytest.raises(ValueError, match="backend must be one of"):
         LightGCN(8, backend="cuda")
     assert "backend='csr'" in repr(LightGCN(8))
+
+
+# -- the LightGCN-style GAT and SAGE ------------------------------------------------------------------------------
+def dense(graph, weight: torch.Tensor) -> torch.Tensor:
+    """``(N, N)`` matrix with ``A[dst, src] = weight``."""
+    src, dst = graph.edges()
+    a = torch.zeros(graph.num_nodes(), graph.num_nodes())
+    a[dst, src] = weight
+    return a
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("heads", [1, 2])
+def test_gat_with_uniform_attention_is_lightgcn(graph, weighted: bool, heads: int) -> None:
+    feat, ew = inputs(graph, 8, weighted)
+    want = LightGCN(8, num_layers=3)(graph, feat, ew)
+    # additive attention starts at a = 0 (uniform); dot attention at a huge temperature is uniform too
+    additive = GAT(8, num_layers=3, attention="additive", num_heads=heads)
+    torch.testing.assert_close(additive(graph, feat, ew), want)
+    dot = GAT(8, num_layers=3, temperature=1e9, num_heads=heads)
+    torch.testing.assert_close(dot(graph, feat, ew), want)
+    # without the prior, uniform attention is the plain mean over the neighbours (D^-1 A)
+    mean = GAT(8, num_layers=3, temperature=1e9, prior=False)
+    a = dense(graph, torch.ones(graph.num_edges()))
+    a = a / a.sum(1, keepdim=True).clamp_min(1)
+    layers = [feat, a @ feat, a @ a @ feat, a @ a @ a @ feat]
+    torch.testing.assert_close(mean(graph, feat, ew), sum(layers) / 4)
+
+
+@pytest.mark.parametrize("prior", [True, False])
+def test_gat_dot_attention_matches_dense_update_rule(graph, prior: bool) -> None:
+    feat, ew = inputs(graph, 8, True)
+    temperature = 0.3
+    model = GAT(8, num_layers=2, temperature=temperature, prior=prior)
+    src, dst = graph.edges()
+    w = dense(graph, ew)
+    edge = dense(graph, torch.ones(graph.num_edges())) > 0
+    h, layers = feat, [feat]
+    for _ in range(2):
+        hn = F.normalize(h, dim=-1)
+        z = (hn @ hn.T) / temperature  # z[i, j] = cos(h_i, h_j) / T
+        if prior:
+            z = z + w.clamp_min(1e-30).log()
+        z = z.masked_fill(~edge, float("-inf"))
+        alpha = torch.softmax(z, 1).nan_to_num(0.0)  # rows of isolated nodes are all -inf
+        if prior:
+            alpha = alpha * w.sum(1, keepdim=True)
+        h = alpha @ h
+        layers.append(h)
+    torch.testing.assert_close(model(graph, feat, ew), sum(layers) / 3)
+
+
+@pytest.mark.parametrize("name", ["gat", "gat_dot", "gat_mean", "sage", "sage_sum"])
+def test_zero_edge_weight_removes_the_edge(graph, name: str) -> None:
+    """A weight of 0 (cold dropout) is the same as a graph without that edge; a node that loses every in-edge
+    is isolated (finite, only its own features)."""
+    torch.manual_seed(0)
+    model = FACTORIES[name](8, 2)
+    if getattr(model, "attention", None) == "additive":
+        with torch.no_grad():  # non-uniform attention
+            model.attn_src.normal_()
+            model.attn_dst.normal_()
+    feat, ew = inputs(graph, 8, True)
+    src, dst = graph.edges()
+    node = int(dst[0])
+    drop = (dst == node) | (src == 3)
+    cut = ew.masked_fill(drop, 0.0)
+    out = model(graph, feat, cut)
+    keep = torch.nonzero(~drop).squeeze(1)
+    sub = dgl.edge_subgraph(graph, keep, relabel_nodes=False)
+    torch.testing.assert_close(out, model(sub, feat, ew[keep]))
+    assert torch.isfinite(out).all()
+    lone = FACTORIES[name](8, 2)(graph, feat, torch.zeros_like(ew))  # every edge removed
+    want = feat if name.startswith("sage") else feat / 3
+    torch.testing.assert_close(lone, want)
+
+
+def test_gat_additive_attention_is_zero_initialised_and_learns(graph) -> None:
+    model = GAT(8, num_layers=2, attention="additive", num_heads=2)
+    assert model.attn_src.shape == (2, 2, 4) and model.attn_dst.shape == (2, 2, 4)
+    with torch.no_grad():
+        model.attn_src.fill_(1.0)
+    model.reset_parameters()
+    assert model.attn_src.abs().sum() == 0 and model.attn_dst.abs().sum() == 0
+    assert list(GAT(8).parameters()) == []  # dot attention has no parameters
+
+
+def test_gat_rejects_negative_edge_weights(graph) -> None:
+    feat, ew = inputs(graph, 8, True)
+    with pytest.raises(ValueError, match=">= 0"):
+        GAT(8)(graph, feat, -ew)
+
+
+@pytest.mark.parametrize("aggregator", ["mean", "sum"])
+def test_sage_matches_dense_update_rule(graph, aggregator: str) -> None:
+    feat, ew = inputs(graph, 8, True)
+    g = 0.3
+    model = SAGE(8, num_layers=3, aggregator=aggregator, self_weight=g)
+    w = dense(graph, ew)
+    has = w.sum(1, keepdim=True) > 0
+    if aggregator == "mean":
+        w = w / w.sum(1, keepdim=True).clamp_min(1e-12)
+    h, layers = feat, [feat]
+    for _ in range(3):
+        h = torch.where(has, g * h + (1 - g) * (w @ h), h)
+        layers.append(h)
+    torch.testing.assert_close(model(graph, feat, ew), sum(layers) / 4)
+    iso = list(ISOLATED)
+    torch.testing.assert_close(model(graph, feat, ew)[iso], feat[iso])  # isolated nodes keep their features
+
+
+@pytest.mark.parametrize("aggregator", ["mean", "sum"])
+def test_sage_csr_backend_matches_dgl(graph, aggregator: str) -> None:
+    feat, ew = inputs(graph, 8, True)
+    outs, grads = [], []
+    for backend in ("csr", "dgl"):
+        x = feat.clone().requires_grad_(True)
+        out = SAGE(8, num_layers=2, aggregator=aggregator, backend=backend)(graph, x, ew)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outs.append(out.detach())
+        grads.append(x.grad)
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-6)
