@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from recsys_gnn.data.interactions import InteractionData
 from recsys_gnn.graph.user_item import UserItemGraph
 from recsys_gnn.models.baselines import LightGCNId, LMContent, LMFinetune, MatrixFactorization, Popularity
 from recsys_gnn.models.baselines.lm_finetune import transformer_layers
+from recsys_gnn.models.baselines.xsimgcl import XSimGCL, info_nce
 from recsys_gnn.models.context import ModelContext
 from recsys_gnn.models.encoder import PACKAGED_MODEL, TextEncoder
 
@@ -370,7 +372,7 @@ def test_lm_finetune_needs_a_model_name(tiny_lm_context: ModelContext) -> None:
 # -- end to end through the pipeline -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", ["pop", "mf", "lightgcn_id", "lm_content", "lm_finetune"])
+@pytest.mark.parametrize("model", ["pop", "mf", "lightgcn_id", "xsimgcl", "lm_content", "lm_finetune"])
 def test_pipeline_fast_dev_run(tiny_env: Path, make_cfg, model: str) -> None:
     from recsys_gnn.pipeline import train
 
@@ -463,3 +465,152 @@ def test_lightgcn_id_fast_loss_equals_the_generic_loss(tiny_env, make_cfg, simil
         fast, _ = m.loss(batch, kind=kind, temperature=0.2)
         generic, _ = Recommender.loss(m, batch, kind=kind, temperature=0.2)
         torch.testing.assert_close(fast, generic)
+
+
+# -- XSimGCL -------------------------------------------------------------------------------------------------
+
+
+def dense_norm_adj(model: LightGCNId) -> torch.Tensor:
+    """``(U + I, U + I)`` dense ``D^-1/2 A D^-1/2`` of the model's own graph."""
+    src, dst = model.graph.edges()
+    n = model.graph.num_nodes()
+    a = torch.zeros(n, n)
+    a[dst, src] = model.graph.edata["w"]
+    return a
+
+
+def test_xsimgcl_embed_is_the_noise_free_mean_of_layers_1_to_k(context: ModelContext) -> None:
+    torch.manual_seed(0)
+    model = XSimGCL(context, dim=8, num_layers=3).train()  # training mode: embed() still has no noise
+    assert model.trainable and not model.needs_text
+    users, items = model.embed()
+    assert users.shape == (20, 8) and items.shape == (30, 8)
+    a = dense_norm_adj(model)
+    ego = torch.cat([model.user_emb.weight, model.item_emb.weight]).detach()
+    want = (a @ ego + a @ a @ ego + a @ a @ a @ ego) / 3  # E^(0) left out, as in the paper
+    torch.testing.assert_close(torch.cat([users, items]), want, atol=1e-6, rtol=1e-5)
+    users2, items2 = model.embed()
+    assert torch.equal(users, users2) and torch.equal(items, items2)  # deterministic
+    final, view = model.layers(ego, perturbed=False)  # the loss path without noise == embed()
+    torch.testing.assert_close(final, want, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(view, a @ ego, atol=1e-6, rtol=1e-5)  # l* = 1
+
+
+def test_xsimgcl_noise_has_norm_eps_and_the_sign_of_the_embedding(context: ModelContext) -> None:
+    torch.manual_seed(0)
+    model = XSimGCL(context, dim=8, num_layers=1, eps=0.3)
+    ego = torch.cat([model.user_emb.weight, model.item_emb.weight]).detach()
+    clean = dense_norm_adj(model) @ ego
+    noisy, view = model.layers(ego, perturbed=True)
+    assert torch.equal(noisy, view)  # K = l* = 1
+    delta = noisy - clean
+    has = clean.abs().sum(1) > 0  # nodes with edges (the cold item propagates to 0: sign 0, no noise)
+    torch.testing.assert_close(delta[has].norm(dim=1), torch.full((int(has.sum()),), 0.3), atol=1e-5, rtol=0)
+    assert (torch.sign(delta[has]) * torch.sign(clean[has]) >= 0).all()
+    assert not torch.allclose(model.layers(ego, perturbed=True)[0], noisy)  # fresh noise each pass
+    # the training loss is noisy, the eval loss is not
+    batch = full_batch(context.data)
+    model.eval()
+    assert torch.equal(model.loss(batch)[0], model.loss(batch)[0])
+    model.train()
+    assert not torch.equal(model.loss(batch)[0], model.loss(batch)[0])
+
+
+def test_info_nce_hand_computed() -> None:
+    a = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    b = torch.tensor([[3.0, 0.0], [1.0, 1.0]])
+    # cosines: a0.b0 = 1, a0.b1 = 1/sqrt2, a1.b0 = 0, a1.b1 = 1/sqrt2; logits / 0.5
+    r2 = math.sqrt(2)
+    row0 = -math.log(math.exp(2) / (math.exp(2) + math.exp(r2)))
+    row1 = -math.log(math.exp(r2) / (1 + math.exp(r2)))
+    assert info_nce(a, b, 0.5).item() == pytest.approx((row0 + row1) / 2, rel=1e-6)
+
+
+def test_xsimgcl_loss_is_rec_plus_weighted_contrastive_term(context: ModelContext) -> None:
+    """Eval mode (no noise): the loss is LightGCN's BPR + L2 on the final table plus lambda times the InfoNCE
+    of final vs layer-1 rows over the unique users and unique positives, computed here by hand."""
+    torch.manual_seed(0)
+    model = XSimGCL(context, dim=8, num_layers=2, cl_weight=0.1, cl_temperature=0.25).eval()
+    batch = {
+        "user": torch.tensor([0, 0, 1]),
+        "pos": torch.tensor([2, 2, 5]),
+        "neg": torch.tensor([[7], [8], [9]]),
+    }
+    loss, extra = model.loss(batch, kind="bpr")
+    a = dense_norm_adj(model)
+    ego = torch.cat([model.user_emb.weight, model.item_emb.weight]).detach()
+    e1 = a @ ego
+    final = (e1 + a @ e1) / 2
+    u, p, n = final[batch["user"]], final[20 + batch["pos"]], final[20 + batch["neg"][:, 0]]
+    rec = -torch.nn.functional.logsigmoid((u * p).sum(1) - (u * n).sum(1)).mean()
+    rows = torch.cat([batch["user"], 20 + batch["pos"], 20 + batch["neg"][:, 0]])
+    l2 = 1e-4 * ego[rows].pow(2).sum() / (2 * 3)
+    users, items = torch.tensor([0, 1]), torch.tensor([22, 25])  # unique users / positives
+    cl = info_nce(final[users], e1[users], 0.25) + info_nce(final[items], e1[items], 0.25)
+    torch.testing.assert_close(extra["cl_loss"], cl, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(loss, rec + l2 + 0.1 * cl, atol=1e-6, rtol=1e-5)
+    model.zero_grad()
+    loss.backward()
+    assert model.user_emb.weight.grad.abs().sum() > 0 and model.item_emb.weight.grad.abs().sum() > 0
+    off = XSimGCL(context, dim=8, num_layers=2, cl_weight=0.0).eval()
+    assert off.loss(batch)[1] == {}
+
+
+def test_xsimgcl_training_lowers_the_loss(context: ModelContext) -> None:
+    torch.manual_seed(0)
+    model = XSimGCL(context, dim=16, num_layers=2).train()
+    batch = full_batch(context.data)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    with torch.no_grad():
+        start = model.eval().loss(batch)[0].item()
+    model.train()
+    for _ in range(40):
+        opt.zero_grad()
+        model.loss(batch)[0].backward()
+        opt.step()
+    with torch.no_grad():
+        end = model.eval().loss(batch)[0].item()
+    assert end < 0.8 * start, (start, end)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"eps": -0.1}, "eps"),
+        ({"cl_weight": float("nan")}, "cl_weight"),
+        ({"cl_temperature": 0.0}, "cl_temperature"),
+        ({"cl_layer": 0}, "cl_layer"),
+        ({"cl_layer": 3, "num_layers": 2}, "cl_layer"),
+        ({"num_layers": 0}, "num_layers"),
+    ],
+)
+def test_xsimgcl_bad_hparams(context: ModelContext, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        XSimGCL(context, **kwargs)
+
+
+def test_xsimgcl_repr(context: ModelContext) -> None:
+    text = repr(
+        XSimGCL(context, dim=4, num_layers=3, eps=0.1, cl_weight=0.05, cl_temperature=0.15, cl_layer=2)
+    )
+    for frag in ("dim=4", "num_layers=3", "eps=0.1", "cl_weight=0.05", "cl_temperature=0.15", "cl_layer=2"):
+        assert frag in text
+
+
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+def test_xsimgcl_softmax_loss_through_the_config(tiny_env, make_cfg, similarity: str) -> None:
+    from recsys_gnn.pipeline import build_model, load_data
+
+    cfg = make_cfg(["model=xsimgcl", "compress.dim=8", f"model.similarity={similarity}"])
+    data = load_data(cfg)
+    m = build_model(cfg, data)
+    assert isinstance(m, XSimGCL) and m.eps == 0.2 and m.cl_weight == 0.2 and m.cl_layer == 1
+    batch = {
+        "user": torch.tensor([0, 1]),
+        "pos": torch.as_tensor(data.train[:2, 1]),
+        "neg": torch.tensor([0, 1, 2]),
+        "neg_valid": torch.ones(2, 3, dtype=torch.bool),
+    }
+    loss, extra = m.loss(batch, kind="softmax", temperature=0.2)
+    loss.backward()
+    assert torch.isfinite(loss) and extra["cl_loss"] > 0 and m.user_emb.weight.grad is not None

@@ -100,6 +100,13 @@ class LightGCNId(GraphRecommender):
         """
         ego = torch.cat([self.user_emb.weight, self.item_emb.weight], 0)  # (U + I, D)
         out = self.propagate(self.graph, ego)  # (U + I, D)
+        return self.table_loss(out, ego, batch, kind, temperature), {}
+
+    def table_loss(self, out: Tensor, ego: Tensor, batch: Batch, kind: str, temperature: float) -> Tensor:
+        """The ranking loss (+ L2 on ``ego``) of a batch scored on the ``(U + I, D)`` table ``out``.
+
+        Shared with models that propagate differently (:class:`~recsys_gnn.models.baselines.xsimgcl.XSimGCL`).
+        """
         users, pos, neg = batch["user"], batch["pos"], batch["neg"]
         b = users.shape[0]
         rows = torch.cat([users, pos + self.n_users, neg.reshape(-1) + self.n_users])  # (2B + B*N or 2B + N,)
@@ -114,10 +121,10 @@ class LightGCNId(GraphRecommender):
             neg_score = torch.einsum("bd,bnd->bn", u, n.view(b, neg.shape[1], -1))  # (B, N)
         main = ranking_loss(kind, pos_score, neg_score, temperature, batch.get("neg_valid"))
         if self.weight_decay_emb <= 0:
-            return main, {}
+            return main
         # == weight_decay_emb * l2_reg(user rows, pos rows, neg rows) of E^(0)
         reg = ego.index_select(0, rows).pow(2).sum() / (2 * b)
-        return main + self.weight_decay_emb * reg, {}
+        return main + self.weight_decay_emb * reg
 
     def regularization(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> Tensor:
         """``weight_decay_emb * l2_reg`` of the batch's layer-0 user, positive and negative embeddings."""
