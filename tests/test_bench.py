@@ -30,6 +30,9 @@ def test_bench_smoke(tiny_env: Path, tmp_path: Path, capsys) -> None:
             "--serve-batch=16",
             "--synthetic-items=300",
             "--synthetic-users=20",
+            "--load-requests=10",
+            "--load-clients=1,2",
+            "--load-workers=1",
             "--override=encoder.max_length=16",
             f"--work-dir={tmp_path / 'work'}",
             f"--out={out}",
@@ -46,6 +49,13 @@ def test_bench_smoke(tiny_env: Path, tmp_path: Path, capsys) -> None:
     for phase in ("data", "encode", "train", "eval", "serve"):
         assert ("ml-latest-small", phase) in phases, phase
     assert ("synthetic", "serve") in phases
+    load = [r for r in records if r["phase"] == "load"]
+    assert {(r["clients"], r["metric"]) for r in load} == {
+        (c, m)
+        for c in (1, 2)
+        for m in ("HTTP requests/s", "HTTP latency p50", "HTTP latency p99", "HTTP errors")
+    }
+    assert all(r["workers"] == 1 and r["errors"] == 0 and r["requests"] == 10 for r in load)
     epochs = {r["name"] for r in records if r["phase"] == "train" and r["metric"] == "epoch"}
     assert epochs == {"mf", "lightgcn_id", "compressor:lightgcn"}
     cached = [r for r in records if r["phase"] == "encode" and r["name"].startswith("cached run")]

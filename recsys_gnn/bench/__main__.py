@@ -23,6 +23,13 @@ def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _positive_ints(text: str) -> list[int]:
+    values = [int(t) for t in _csv(text)]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1; got {text!r}")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m recsys_gnn.bench", description=__doc__)
     p.add_argument(
@@ -62,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--serve-batch", type=int, default=256, help="users per batch for serving throughput")
     p.add_argument("--synthetic-items", type=int, default=20000, help="items of the synthetic serving table")
     p.add_argument("--synthetic-users", type=int, default=2000, help="users of the synthetic serving table")
+    p.add_argument(
+        "--load-requests",
+        type=int,
+        default=2000,
+        help="HTTP load test on the synthetic artifact: requests per run (0: skip it)",
+    )
+    p.add_argument(
+        "--load-clients", type=_positive_ints, default=[1, 8], help="concurrent HTTP clients per run"
+    )
+    p.add_argument(
+        "--load-workers", type=_positive_ints, default=[1, 2], help="uvicorn worker counts to load"
+    )
+    p.add_argument("--load-seconds", type=float, default=15.0, help="time cap of one load run")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--recbole", action="store_true", help="also time RecBole's LightGCN on the same split")
     p.add_argument(
@@ -113,6 +133,14 @@ def settings_from_args(args: argparse.Namespace, work_dir: Path) -> BenchSetting
         work_dir=work_dir,
         cache_dir=args.cache_dir,
         seed=args.seed,
+        extra={
+            "load": {
+                "requests": max(0, args.load_requests),
+                "clients": tuple(args.load_clients),
+                "workers": tuple(args.load_workers),
+                "max_seconds": args.load_seconds,
+            }
+        },
     )
 
 

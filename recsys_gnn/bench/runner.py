@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from recsys_gnn.bench import phases
+from recsys_gnn.bench import load, phases
 from recsys_gnn.bench.machine import machine_info, matmul_gflops
 from recsys_gnn.bench.phases import BenchSettings, Record, make_record
 from recsys_gnn.bench.recbole_ref import RecBoleLightGCN, recbole_available
@@ -177,9 +177,15 @@ def run_bench(settings: BenchSettings, command: str | None = None) -> dict[str, 
                 f"random {settings.synthetic_items}x{dim} artifact",
                 lambda: Artifact.load(folder),
             )
+            # catches its own failure: an error row, the other serving rows kept
+            records += load.load_records(
+                settings, "synthetic", f"random {settings.synthetic_items}x{dim} artifact", folder
+            )
         except Exception as err:
             records.append(_error_record("synthetic", "serve", "synthetic", err))
 
+    if serving and load.LoadSettings.from_bench(settings).requests:
+        notes.append(load.NOTE)
     if TARGET_DATASET not in settings.datasets:
         notes.append(f"targets are stated on {TARGET_DATASET}, which this run did not include")
     notes.append(

@@ -48,6 +48,17 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def short_repr(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to at most ``limit`` characters (``...`` and the full length after a cut).
+
+    Error messages quote what a caller sent through this, so a huge id never comes back in full.
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _id_map(ids: Sequence[str], what: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for i, x in enumerate(ids):
@@ -205,7 +216,7 @@ class Artifact:
             return self._user_index[str(user_id)]
         except KeyError:
             raise UnknownIdError(
-                f"unknown user id {user_id!r}: not among the {self.n_users} users of this artifact"
+                f"unknown user id {short_repr(user_id)}: not among the {self.n_users} users of this artifact"
             ) from None
 
     def item_index(self, item_id: str) -> int:
@@ -214,7 +225,7 @@ class Artifact:
             return self._item_index[str(item_id)]
         except KeyError:
             raise UnknownIdError(
-                f"unknown item id {item_id!r}: not among the {self.n_items} items of this artifact"
+                f"unknown item id {short_repr(item_id)}: not among the {self.n_items} items of this artifact"
             ) from None
 
     def known_items(self, row: int) -> np.ndarray:
@@ -228,9 +239,11 @@ class Artifact:
 
     def _check_k(self, k: int) -> int:
         if isinstance(k, bool) or not isinstance(k, int | np.integer):
-            raise ValueError(f"k must be an integer; got {k!r}")
+            raise ValueError(f"k must be an integer; got {short_repr(k)}")
         if not 1 <= k <= self.n_items:
-            raise ValueError(f"k must be between 1 and the number of items ({self.n_items}); got {k}")
+            raise ValueError(
+                f"k must be between 1 and the number of items ({self.n_items}); got {short_repr(k)}"
+            )
         return int(k)
 
     def _top(self, query: Encoded, k: int, exclude: np.ndarray, cosine: bool = False) -> list[Result]:

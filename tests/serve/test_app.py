@@ -157,3 +157,32 @@ def test_serve_missing_artifact_exits_1(tmp_path: Path) -> None:
     from recsys_gnn.serve import main
 
     assert main([str(tmp_path / "nothing")]) == 1
+
+
+def _raw_exchange(port: int, data: bytes) -> bytes | OSError:
+    """Send ``data`` on a fresh loopback connection and read until the server closes it (or the error met)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        try:
+            s.sendall(data)
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+            return out
+        except OSError as err:
+            return err
+
+
+def test_limits_over_a_real_socket(client: httpx.Client) -> None:
+    """Through uvicorn's h11 parser: 414 for a long URL, 413 for a large declared body (answered before it
+    arrives); a 1M-character request line is cut off by uvicorn itself (400 or a reset), and the server lives on."""
+    port = client.base_url.port
+    url = b"/recommend?user=" + b"u" * 12_000
+    reply = _raw_exchange(port, b"GET " + url + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert isinstance(reply, bytes) and reply.startswith(b"HTTP/1.1 414")
+    assert reply.endswith(b'{"error":"request URL longer than 8192 bytes"}')
+    head = b"POST /recommend HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+    reply = _raw_exchange(port, head + b"Content-Length: 209715200\r\n\r\n" + b'{"items": ["')
+    assert isinstance(reply, bytes) and reply.startswith(b"HTTP/1.1 413") and len(reply) < 400
+    reply = _raw_exchange(port, b"GET /recommend?user=" + b"u" * 1_000_000 + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert isinstance(reply, OSError) or reply[:12] in (b"HTTP/1.1 400", b"HTTP/1.1 414"), reply[:100]
+    assert client.get("/health").status_code == 200
