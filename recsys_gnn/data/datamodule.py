@@ -11,7 +11,8 @@ import scipy.sparse as sp
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from recsys_gnn.data.errors import EmptySplitError
+from recsys_gnn.data.errors import ConfigError, EmptySplitError
+from recsys_gnn.data.impressions import SAMPLINGS, ImpressionSamples
 from recsys_gnn.data.interactions import InteractionData
 from recsys_gnn.distributed import UnpaddedDistributedSampler, sampler_kwargs
 from recsys_gnn.eval.ranking import SparseRows
@@ -123,6 +124,10 @@ class RecDataModule(pl.LightningDataModule):
         seed: negative-sampling seed.
         shared_negatives: one set of ``num_negatives`` items per batch (``neg (N,)`` + ``neg_valid (B, N)``)
             instead of ``(B, N)`` per-user negatives; scored with one matrix product.
+        sampling: "uniform" (training pairs with uniform negatives, above) or "impressions" (each click of a
+            training impression with ``impression_negatives`` unclicked candidates of that impression and its
+            click history: :class:`~recsys_gnn.data.impressions.ImpressionSamples`; news datasets only).
+        impression_negatives: K, the negatives per click with ``sampling="impressions"``.
     """
 
     def __init__(
@@ -134,8 +139,19 @@ class RecDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         shared_negatives: bool = False,
+        sampling: str = "uniform",
+        impression_negatives: int = 4,
     ) -> None:
         super().__init__()
+        if sampling not in SAMPLINGS:
+            raise ConfigError(f"data.sampling must be one of {SAMPLINGS}, got {sampling!r}")
+        if sampling == "impressions" and not data.impressions:
+            raise ConfigError(
+                f"data.sampling=impressions needs impression logs; {data.protocol.get('dataset', '?')} has none "
+                "(use data.sampling=uniform)"
+            )
+        self.sampling = sampling
+        self.impression_negatives = int(impression_negatives)
         self.shared_negatives = shared_negatives
         self.data = data
         self.batch_size = batch_size
@@ -158,9 +174,12 @@ class RecDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         shards = self._shards()
         rank = shards["rank"] if shards else 0
-        ds = TrainPairs(
-            self.data, self.num_negatives, seed=self.seed + rank, shared_negatives=self.shared_negatives
-        )
+        if self.sampling == "impressions":
+            ds = ImpressionSamples(self.data.impressions, self.impression_negatives, seed=self.seed + rank)
+        else:
+            ds = TrainPairs(
+                self.data, self.num_negatives, seed=self.seed + rank, shared_negatives=self.shared_negatives
+            )
         sampler = DistributedSampler(ds, shuffle=True, seed=self.seed, **shards) if shards else None
         return DataLoader(
             ds,

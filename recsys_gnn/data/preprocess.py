@@ -265,7 +265,7 @@ def _kcore(df: pd.DataFrame, k: int, report: DropReport) -> pd.DataFrame:
 def _remap_impressions(
     imp: pd.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray, report: DropReport
 ) -> list[dict[str, Any]]:
-    """Impressions with users/candidates as indices.
+    """Impressions with users/candidates (and the optional ``history`` column) as indices.
 
     Impressions of users outside the catalogue, candidates outside the catalogue and impressions left with no
     candidate are dropped and counted.
@@ -274,15 +274,17 @@ def _remap_impressions(
     item_index = pd.Index(item_ids)
     out: list[dict[str, Any]] = []
     n_unknown_user = n_unknown_cand = n_empty = 0
+    hist_cache: dict[tuple, np.ndarray] = {}
     rows = zip(
         imp["impression_id"].tolist(),
         users,
         imp["candidates"],
         imp["labels"],
         imp["split"].tolist(),
+        imp["history"] if "history" in imp.columns else [None] * len(imp),
         strict=True,
     )
-    for imp_id, user, cands, labels, split in rows:
+    for imp_id, user, cands, labels, split, history in rows:
         if len(cands) != len(labels):
             raise SchemaError(f"impression {imp_id!r}: {len(cands)} candidates but {len(labels)} labels")
         if user < 0:
@@ -294,15 +296,22 @@ def _remap_impressions(
         if not keep.any():
             n_empty += 1
             continue
-        out.append(
-            {
-                "impression_id": imp_id,
-                "user": int(user),
-                "candidates": idx[keep].astype(np.int64),
-                "labels": np.asarray(labels, dtype=np.int64)[keep],
-                "split": str(split),
-            }
-        )
+        row = {
+            "impression_id": imp_id,
+            "user": int(user),
+            "candidates": idx[keep].astype(np.int64),
+            "labels": np.asarray(labels, dtype=np.int64)[keep],
+            "split": str(split),
+        }
+        if history is not None:
+            # the impression's click history as item indices (news outside the catalogue left out); a
+            # user's rows repeat one history, so each distinct history is looked up once
+            key = tuple(history)
+            if key not in hist_cache:
+                hist = item_index.get_indexer([str(h) for h in key])
+                hist_cache[key] = hist[hist >= 0].astype(np.int64)
+            row["history"] = hist_cache[key]
+        out.append(row)
     report.add("impression user not in catalogue (impression dropped)", n_unknown_user, SOURCE)
     report.add("impression candidate not in item catalogue", n_unknown_cand, SOURCE)
     report.add("impression with no candidate left in catalogue (impression dropped)", n_empty, SOURCE)

@@ -12,8 +12,10 @@ import torch
 from torch import Tensor
 
 from recsys_gnn.data.interactions import InteractionData
+from recsys_gnn.eval.news import evaluate_impressions, seen_in_training
 from recsys_gnn.eval.ranking import FullRankingMetric, SparseRows
 from recsys_gnn.models.base import LOSSES, Recommender
+from recsys_gnn.models.history import impression_loss, uses_history
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,8 @@ class RecModule(pl.LightningModule):
             cold = torch.as_tensor(data.cold_users, dtype=torch.bool)
             self.user_subsets = {"cold_users": cold, "warm_users": ~cold}
         self.impressions = data.impressions
+        # items never seen in training (no training click, never a training candidate): test_impressions_new
+        self.new_items = seen_in_training(data) == 0 if data.impressions else None
         self.metrics = torch.nn.ModuleDict()
         for stage in ("val", "test"):
             self.metrics[stage] = FullRankingMetric(ks=self.ks, num_items=self.n_items)
@@ -85,7 +89,11 @@ class RecModule(pl.LightningModule):
 
     # -- training ---------------------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss, extra = self.model.loss(batch, kind=self.loss_kind, temperature=self.temperature)
+        if "hist_offsets" in batch:
+            # impression samples (data.sampling=impressions): users are their click history
+            loss, extra = impression_loss(self.model, batch, self.loss_kind, self.temperature)
+        else:
+            loss, extra = self.model.loss(batch, kind=self.loss_kind, temperature=self.temperature)
         self.log(
             "train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch["user"])
         )
@@ -143,34 +151,58 @@ class RecModule(pl.LightningModule):
             metric.reset()
         self._cache = None
 
+    def _impression_metrics(self, stage: str) -> None:
+        """Impression metrics of ``stage`` ("val"/"test") from the current tables, logged at the epoch's end
+        as ``{stage}_impressions/...`` (and ``{stage}_impressions_new/...`` for never-seen candidates)."""
+        self.impression_results = {}
+        imps = [imp for imp in self.impressions or [] if imp["split"] == stage]
+        if not imps:
+            return
+        assert self._cache is not None
+        user_emb, item_emb = self._cache
+        new = self.new_items if stage == "test" else None
+        if new is not None and not new.any():
+            new = None
+        res = evaluate_impressions(
+            user_emb,
+            item_emb,
+            imps,
+            use_history=uses_history(self.model),
+            similarity=getattr(self.model, "similarity", "dot"),
+            new_items=new,
+            ci=stage == "test",
+        )
+        for group, values in res.items():
+            prefix = f"{stage}_impressions" + ("" if group == "all" else f"_{group}")
+            self.impression_results.update({f"{prefix}/{k}": float(v) for k, v in values.items()})
+        log.info("impression metrics over %d %s impressions: %s", len(imps), stage, res["all"])
+
+    def _log_impressions(self) -> None:
+        for name, value in self.impression_results.items():
+            self.log(name, value, prog_bar=name.endswith("impressions/auc"))
+        self.impression_results = {}
+
     def on_validation_epoch_start(self) -> None:
         self._start_eval("val")
+        self._impression_metrics("val")
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._eval_step("val", batch)
 
     def on_validation_epoch_end(self) -> None:
         self._end_eval("val")
+        self._log_impressions()
 
     def on_test_epoch_start(self) -> None:
         self._start_eval("test")
-        if self.impressions:
-            from recsys_gnn.eval.impression import score_impressions
-
-            assert self._cache is not None
-            test_imps = [imp for imp in self.impressions if imp["split"] == "test"]
-            if test_imps:
-                res = score_impressions(self._cache[0].cpu(), self._cache[1].cpu(), test_imps)
-                self.impression_results = {k: float(v) for k, v in res.items()}
-                log.info("impression metrics over %d test impressions: %s", len(test_imps), res)
+        self._impression_metrics("test")
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._eval_step("test", batch)
 
     def on_test_epoch_end(self) -> None:
         self._end_eval("test")
-        for name, value in self.impression_results.items():
-            self.log(f"test_impressions/{name}", float(value))
+        self._log_impressions()
 
 
 def _pairs(pairs: np.ndarray | None) -> Tensor:

@@ -108,7 +108,7 @@ def test_read_nemig_fixture() -> None:
     # impressions ordered by id per user: U10 100..104 -> 104 test, 103 val; U20 (2 impressions) 201 test
     # and no val; U30 300..302 -> 302 test, 301 val
     imp = ds.impressions.set_index("impression_id")
-    assert list(ds.impressions.columns) == list(IMPRESSION_COLUMNS)
+    assert list(ds.impressions.columns) == [*IMPRESSION_COLUMNS, "history"]
     assert imp["split"].to_dict() == {
         "102": "train",
         "200": "train",

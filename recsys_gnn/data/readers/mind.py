@@ -452,7 +452,10 @@ def build_news_dataset(
         has_ratings=False,
         rating_scale=None,
         split=split,
-        impressions=impressions[list(IMPRESSION_COLUMNS)].reset_index(drop=True),
+        # the click history shown with each impression (news ids; may hold news without text, dropped later)
+        impressions=impressions[list(IMPRESSION_COLUMNS)]
+        .assign(history=history["history"].to_numpy())
+        .reset_index(drop=True),
         report=report,
     )
 

@@ -26,7 +26,9 @@ class LMContent(Recommender):
 
     Differences from the paper: the profile is an unweighted centroid (no Rocchio negatives or rating
     weights); users with no training items get a zero vector (all scores 0) unless they are folded in at
-    evaluation from their known history, which is re-normalised like any profile.
+    evaluation from their known history, which is re-normalised like any profile. On news impressions the
+    user of each impression is the normalised mean of its click history's articles
+    (:mod:`recsys_gnn.models.history`).
 
     Args:
         context: run-time data and encoder (``context.item_text_emb``, ``context.train_matrix()``).
@@ -34,6 +36,7 @@ class LMContent(Recommender):
 
     trainable = False
     needs_text = True
+    similarity = "cosine"  # tables are L2-normalised; news history users are re-normalised too
 
     def __init__(self, context: ModelContext) -> None:
         super().__init__()

@@ -43,6 +43,7 @@ class Popularity(Recommender):
 
     trainable = False
     needs_text = False
+    history_users = False  # non-personalised: news users are not folded from their click history
 
     def __init__(self, context: ModelContext) -> None:
         super().__init__()
