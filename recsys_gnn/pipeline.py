@@ -43,8 +43,9 @@ def load_data(cfg: DictConfig) -> InteractionData:
             f"choose a {domain} dataset (see conf/dataset/) or domain={ds.domain}"
         )
     files = list(ds.files) if ds.get("files") is not None else None
-    root = resolve(ds.source, files=files)
-    log.info("reading %s from %s", ds.name, root)
+    # source: null = a dataset made without raw files (dataset=synthetic); its reader is called with None.
+    root = resolve(ds.source, files=files) if ds.get("source") is not None else None
+    log.info("reading %s from %s", ds.name, root or "no files (generated)")
     raw = hydra.utils.instantiate(ds.reader)(root)
     splitter = hydra.utils.instantiate(cfg.split)
     data = preprocess(

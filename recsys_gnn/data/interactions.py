@@ -31,6 +31,8 @@ class InteractionData:
             split) or None.
         protocol: a plain dict describing filtering, split and their parameters (saved with every result).
         drops: rows dropped/repaired by reason.
+        item_vectors: ``(n_items, H)`` float32 precomputed item text vectors (used instead of encoding
+            ``item_texts``), or None.
     """
 
     n_users: int
@@ -53,6 +55,7 @@ class InteractionData:
     impressions: list[dict[str, Any]] | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
     drops: dict[str, int] = field(default_factory=dict)
+    item_vectors: np.ndarray | None = None
 
     def matrix(self, pairs: np.ndarray) -> sp.csr_matrix:
         """``(n_users, n_items)`` binary CSR matrix of ``pairs``."""

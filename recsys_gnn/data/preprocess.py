@@ -145,6 +145,13 @@ def preprocess(
     drops.merge(raw.report)
     drops.merge(report)
     texts = items.loc[item_ids]
+    item_vectors = None
+    if raw.item_vectors is not None:
+        # The rows of raw.items that _unique_items keeps (first of a duplicated id), in catalogue order.
+        ids = raw.items["item"].astype(str)
+        kept = np.flatnonzero(~ids.duplicated(keep="first").to_numpy())
+        rows = kept[pd.Index(ids.to_numpy()[kept]).get_indexer(item_ids)]
+        item_vectors = np.asarray(raw.item_vectors, dtype=np.float32)[rows]
     has_history = result.cold_users is not None or bool(np.isin(codes, (VAL_HISTORY, TEST_HISTORY)).any())
     return InteractionData(
         n_users=n_users,
@@ -167,6 +174,7 @@ def preprocess(
         impressions=impressions,
         protocol=protocol,
         drops=drops.as_dict(),
+        item_vectors=item_vectors,
     )
 
 

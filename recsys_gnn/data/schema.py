@@ -66,6 +66,8 @@ class RawDataset:
         impressions: optional news impressions with :data:`IMPRESSION_COLUMNS`; ``candidates`` is a list of
             item ids and ``labels`` a list of 0/1 of the same length.
         report: rows dropped/repaired while reading.
+        item_vectors: optional ``(len(items), H)`` float32 item text vectors aligned with ``items`` rows, for
+            datasets that come with precomputed vectors (the synthetic dataset): the encoder is not run then.
     """
 
     name: str
@@ -76,10 +78,18 @@ class RawDataset:
     split: pd.Series | None = None
     impressions: pd.DataFrame | None = None
     report: DropReport = field(default_factory=DropReport)
+    item_vectors: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         require_columns(self.interactions, INTERACTION_COLUMNS, f"{self.name} interactions")
         require_columns(self.items, ITEM_COLUMNS, f"{self.name} items")
+        if self.item_vectors is not None and (
+            self.item_vectors.ndim != 2 or len(self.item_vectors) != len(self.items)
+        ):
+            raise SchemaError(
+                f"{self.name}: item_vectors of shape {self.item_vectors.shape} for {len(self.items)} item rows; "
+                "expected (items, H)"
+            )
         if self.split is not None and len(self.split) != len(self.interactions):
             raise SchemaError(
                 f"{self.name}: official split has {len(self.split)} labels for {len(self.interactions)} interactions"

@@ -40,7 +40,13 @@ class ModelContext:
 
     @cached_property
     def item_text_emb(self) -> np.ndarray:
-        """``(I, H)`` float32 LM embeddings of the item texts (cached on disk by the encoder)."""
+        """``(I, H)`` float32 LM embeddings of the item texts (cached on disk by the encoder).
+
+        A dataset that supplies precomputed vectors (``data.item_vectors``, e.g. ``dataset=synthetic``) gives
+        them as they are and the encoder is not run.
+        """
+        if self.data.item_vectors is not None:
+            return np.asarray(self.data.item_vectors, dtype=np.float32)
         if self.encoder is None:
             raise ValueError(
                 "this model needs item text embeddings but no encoder is configured (encoder=null)"
