@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -36,6 +36,10 @@ class CSRPair:
         perm: ``(E,)`` edge ids in ``A``'s CSR order (only without duplicates).
         crow_t / col_t / slot_t / perm_t: the same for ``A^T``.
         n_edges: E, checked at every call against the graph.
+        memo: the last matrix built per orientation, with the weight tensor (weakly) and its version it came
+            from: LightGCN's K layers, forward and backward, reuse one weight tensor, so its values are
+            permuted once per orientation instead of once per product (a weight changed in place, or a new
+            weight tensor as with ``cold_dropout``, is permuted again).
     """
 
     n_dst: int
@@ -49,6 +53,9 @@ class CSRPair:
     perm_t: Tensor | None
     slot_t: Tensor | None
     n_edges: int
+    memo: dict[bool, tuple[Any, int, Tensor]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def values(self, weight: Tensor, transpose: bool = False) -> Tensor:
         """``(S,)`` CSR values of ``A`` (or ``A^T``) from ``(E,)`` edge weights in edge-id order."""
@@ -59,12 +66,18 @@ class CSRPair:
         return weight.new_zeros(size).index_add_(0, slot, weight)
 
     def matrix(self, weight: Tensor, transpose: bool = False) -> Tensor:
-        """Sparse CSR ``A`` ``(n_dst, n_src)`` (or ``A^T``) holding ``weight`` ``(E,)``."""
+        """Sparse CSR ``A`` ``(n_dst, n_src)`` (or ``A^T``) holding ``weight`` ``(E,)`` (see ``memo``)."""
+        hit = self.memo.get(transpose)
+        if hit is not None and hit[0]() is weight and hit[1] == weight._version:
+            return hit[2]
         crow, col = (self.crow_t, self.col_t) if transpose else (self.crow, self.col)
         shape = (self.n_src, self.n_dst) if transpose else (self.n_dst, self.n_src)
         with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state", once per process
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            return torch.sparse_csr_tensor(crow, col, self.values(weight, transpose), shape)
+            with torch.no_grad():  # values are data: _CSRProduct computes the weight's gradient itself
+                mat = torch.sparse_csr_tensor(crow, col, self.values(weight, transpose), shape)
+        self.memo[transpose] = (weakref.ref(weight), weight._version, mat)
+        return mat
 
 
 def _csr(
@@ -94,7 +107,9 @@ def build_csr_pair(src: Tensor, dst: Tensor, n_src: int, n_dst: int) -> CSRPair:
 
 
 def _to(pair: CSRPair, device: torch.device) -> CSRPair:
-    moved = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in pair.__dict__.items()}
+    moved = {
+        k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in pair.__dict__.items() if k != "memo"
+    }
     return CSRPair(**moved)
 
 

@@ -103,3 +103,27 @@ def test_operator_follows_the_feature_device() -> None:
         out = propagate(g, feat.to(dev), w.to(dev))
         assert out.device.type == dev
         torch.testing.assert_close(out.cpu(), dgl_propagate(g, feat, w))
+
+
+def test_values_are_permuted_once_per_weight_and_again_after_an_in_place_change(monkeypatch) -> None:
+    g = random_graph(25, 80, seed=5)
+    pair = csr_pair(g, "cpu")
+    calls = []
+    original = spmm.CSRPair.values
+    monkeypatch.setattr(
+        spmm.CSRPair, "values", lambda self, w, t=False: calls.append(t) or original(self, w, t)
+    )
+    feat = torch.randn(25, 3, requires_grad=True)
+    w = torch.rand(80)
+    h = feat
+    for _ in range(3):  # LightGCN's layers share one weight tensor
+        h = propagate(g, h, w)
+    h.sum().backward()
+    assert sorted(calls) == [False, True]  # one permutation per orientation for 3 products and 3 backwards
+    expected = dgl_propagate(g, dgl_propagate(g, dgl_propagate(g, feat, w), w), w)
+    torch.testing.assert_close(h, expected)
+    w.mul_(2.0)  # changed in place: the memo is stale and must not be used
+    torch.testing.assert_close(propagate(g, feat, w), dgl_propagate(g, feat, w))
+    w_new = torch.rand(80)  # another tensor (e.g. cold_dropout's per-step weights)
+    torch.testing.assert_close(propagate(g, feat, w_new), dgl_propagate(g, feat, w_new))
+    assert len(calls) == 4 and pair.memo[False][0]() is w_new
