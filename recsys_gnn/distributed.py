@@ -7,13 +7,14 @@ PyTorch's ``DistributedSampler`` pads the last shard with repeated users, which 
 same number of steps on every process.
 
 :class:`SafeDDPStrategy` (``conf/trainer/ddp*.yaml``) is Lightning's DDP with the fixes this framework's modules
-need, and :func:`check_accelerator` turns a GPU request that cannot work (no CUDA, CPU-only DGL) into a clear
-error before any data is loaded.
+need, and :func:`check_accelerator` turns a GPU request that cannot work (no CUDA; a CPU-only DGL for a GNN that
+runs DGL on the GPU, :func:`dgl_device_settings`) into a clear error before any data is loaded.
 """
 
 from __future__ import annotations
 
 import csv
+import inspect
 import logging
 import os
 from collections.abc import Iterator, Sized
@@ -38,11 +39,8 @@ log = logging.getLogger(__name__)
 
 CUDA_ACCELERATORS = ("gpu", "cuda")
 DGL_CUDA_HINT = (
-    "The DGL wheel on PyPI (dgl==2.1.0) is CPU-only, so DGL graphs cannot be moved to a GPU. Either install a "
-    "CUDA build of DGL that matches torch 2.2.1 and your CUDA version from https://www.dgl.ai/pages/start.html "
-    "(e.g. `pip install dgl==2.1.0+cu121 -f https://data.dgl.ai/wheels/torch-2.2/cu121/repo.html`; cu118 for "
-    "CUDA 11.8), or train on CPU with "
-    "trainer=cpu (one process) or trainer=ddp_cpu (several processes)."
+    "run `make install-cuda` (DGL's CUDA wheel, https://www.dgl.ai/pages/start.html), or use a CSR-backed GNN "
+    "(backend=csr, e.g. gnn=lightgcn or gnn=gcn; model=lightgcn_id), or trainer=cpu"
 )
 
 
@@ -250,11 +248,83 @@ def _is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def _option(group: str, target: str) -> str:
+    """How a config group's choice reads on the command line: ``gnn=gat`` under Hydra, else by ``_target_``."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        choice = HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
+    except Exception:  # no Hydra run (tests, scripts composing configs)
+        choice = None
+    return f"{group}={choice}" if choice else f"{group}._target_={target}"
+
+
+def _backend(node: Any, cls: type) -> str | None:
+    """The propagation ``backend`` a config node sets, else its class's default; None if it has none."""
+    if "backend" in node:
+        return str(node.backend)
+    param = inspect.signature(cls).parameters.get("backend")
+    return None if param is None or param.default is inspect.Parameter.empty else str(param.default)
+
+
+def dgl_device_settings(cfg: DictConfig) -> list[str]:
+    """The settings of ``cfg`` that run DGL kernels on the training device, so need a CUDA build of DGL there.
+
+    Graph models (:class:`~recsys_gnn.models.base.GraphRecommender`) keep their DGL graph on the CPU when every
+    GNN in them propagates with the torch CSR product (``backend=csr``, :mod:`recsys_gnn.graph.spmm`): DGL then
+    only builds the graph, and the CSR structure is copied to the features' device. Listed are:
+
+    * the compressors (``model=compressor``, ``distill``): a GNN without a ``backend`` argument (``gnn=gat``,
+      ``gnn=gat_classic``, ``gnn=sage_classic``) or with ``gnn.backend=dgl``;
+    * a graph model with its own ``backend`` argument (``model=lightgcn_id``): ``model.backend=dgl``;
+    * any other graph model, except LightGCNId's subclasses (XSimGCL), which propagate with the CSR product.
+
+    Models without a graph (mf, pop, lm_content, ...) need no DGL on the GPU. Returns e.g. ``["gnn=gat"]``;
+    empty when the CPU-only DGL wheel is enough.
+    """
+    model = cfg.get("model")
+    target = model.get("_target_") if isinstance(model, DictConfig) else None
+    if not target:
+        return []
+    from hydra.utils import get_class
+
+    from recsys_gnn.models.base import GraphRecommender
+    from recsys_gnn.models.baselines.lightgcn_id import LightGCNId
+    from recsys_gnn.models.compressor import GNNCompressor
+
+    try:
+        model_cls = get_class(str(target))
+    except Exception:  # a bad _target_ fails later, at instantiation, with its own error
+        return []
+    if not issubclass(model_cls, GraphRecommender):
+        return []
+    if issubclass(model_cls, GNNCompressor):  # propagates with the `gnn` group
+        gnn = cfg.get("gnn")
+        if not isinstance(gnn, DictConfig) or not gnn.get("_target_"):
+            return []  # no GNN configured: the model fails at build time with its own message
+        try:
+            gnn_cls = get_class(str(gnn._target_))
+        except Exception:
+            return []
+        backend = _backend(gnn, gnn_cls)
+        if backend is None:
+            return [_option("gnn", str(gnn._target_))]
+        return [] if backend == "csr" else [f"gnn.backend={backend}"]
+    backend = _backend(model, model_cls)
+    if backend is not None:
+        return [] if backend == "csr" else [f"model.backend={backend}"]
+    if issubclass(model_cls, LightGCNId):
+        return []
+    return [_option("model", str(target))]
+
+
 def check_accelerator(cfg: DictConfig) -> None:
     """Fail early, with a fix, when ``cfg.trainer`` asks for hardware or a launch mode that cannot work here.
 
-    * a CUDA accelerator (``gpu``/``cuda``, or ``auto`` on a machine with a GPU) without CUDA in torch, or with
-      the CPU-only DGL build (graphs cannot go to the GPU);
+    * a CUDA accelerator (``gpu``/``cuda``, or ``auto`` on a machine with a GPU) without CUDA in torch;
+    * a CUDA accelerator with the CPU-only DGL build for a configuration that runs DGL on the GPU
+      (:func:`dgl_device_settings`: ``gnn=gat``, ``gnn=sage``, ``backend=dgl``); CSR-backed GNNs
+      (GCN, LightGCN, LightGCN-on-ids with ``backend=csr``) train on the GPU with the CPU-only wheel;
     * ``strategy=ddp`` on several local devices inside a Hydra multirun (Lightning would re-run the whole sweep
       in each child process).
 
@@ -269,18 +339,20 @@ def check_accelerator(cfg: DictConfig) -> None:
             f"CUDA {torch.version.cuda}; no usable GPU or driver found). Use trainer=cpu or trainer=ddp_cpu, or "
             "run on a machine with an NVIDIA GPU and driver."
         )
-    if _wants_cuda(accelerator):
+    needs = dgl_device_settings(cfg) if _wants_cuda(accelerator) else []
+    if needs:
+        where = f"trainer.accelerator={accelerator}" + (" (the GPU here)" if accelerator == "auto" else "")
         if not dgl_has_cuda():
-            where = (
-                "trainer.accelerator=auto picks the GPU here" if accelerator == "auto" else "a GPU was asked"
+            raise AcceleratorError(
+                f"{where} with {', '.join(needs)} needs DGL on the GPU, but the installed DGL is CPU-only: "
+                f"{DGL_CUDA_HINT}."
             )
-            raise AcceleratorError(f"{where}, but the installed DGL has no CUDA support. {DGL_CUDA_HINT}")
         import dgl
 
         try:
             dgl.graph(([0], [1])).to("cuda")
         except Exception as err:  # a CUDA DGL that does not match the driver / torch build
-            raise AcceleratorError(f"DGL cannot move a graph to CUDA ({err}). {DGL_CUDA_HINT}") from err
+            raise AcceleratorError(f"DGL cannot move a graph to CUDA ({err}): {DGL_CUDA_HINT}.") from err
     if _launches_script_copies(trainer_cfg) and _is_multirun():
         raise AcceleratorError(
             "strategy=ddp on several local devices does not work inside a Hydra multirun (-m): Lightning "

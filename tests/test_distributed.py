@@ -196,12 +196,97 @@ def test_check_accelerator_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None
         check_accelerator(_cfg({"accelerator": "gpu", "devices": 1}))
 
 
+GAT = {"_target_": "recsys_gnn.models.gnn.gat.GAT", "_partial_": True}
+GCN = {"_target_": "recsys_gnn.models.gnn.gcn.GCN", "_partial_": True}
+LIGHTGCN = {"_target_": "recsys_gnn.models.gnn.lightgcn.LightGCN", "_partial_": True}
+COMPRESSOR = {"_target_": "recsys_gnn.models.compressor.GNNCompressor", "_partial_": True}
+DISTILL = {"_target_": "recsys_gnn.models.distill.DistilledCompressor", "_partial_": True}
+LIGHTGCN_ID = {"_target_": "recsys_gnn.models.baselines.lightgcn_id.LightGCNId", "_partial_": True}
+MF = {"_target_": "recsys_gnn.models.baselines.mf.MatrixFactorization", "_partial_": True}
+
+
+def _run_cfg(model: dict, gnn: dict | None = None, accelerator: str = "gpu") -> DictConfig:
+    return OmegaConf.create(
+        {"trainer": {"accelerator": accelerator, "devices": 1}, "model": model, "gnn": gnn}
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "gnn", "expected"),
+    [
+        (COMPRESSOR, LIGHTGCN, []),  # backend defaults to csr
+        (COMPRESSOR, {**LIGHTGCN, "backend": "csr"}, []),
+        (COMPRESSOR, {**GCN, "backend": "csr"}, []),
+        (DISTILL, GCN, []),
+        (COMPRESSOR, {**LIGHTGCN, "backend": "dgl"}, ["gnn.backend=dgl"]),
+        (COMPRESSOR, {**GCN, "backend": "dgl"}, ["gnn.backend=dgl"]),
+        (COMPRESSOR, GAT, [f"gnn._target_={GAT['_target_']}"]),  # no backend argument: DGL kernels
+        (DISTILL, GAT, [f"gnn._target_={GAT['_target_']}"]),
+        (DISTILL, {**LIGHTGCN, "backend": "dgl"}, ["gnn.backend=dgl"]),
+        ({**LIGHTGCN_ID, "backend": "csr"}, GAT, []),  # LightGCN-id ignores the gnn group
+        (LIGHTGCN_ID, None, []),
+        ({**LIGHTGCN_ID, "backend": "dgl"}, LIGHTGCN, ["model.backend=dgl"]),
+        (MF, GAT, []),  # no graph at all
+        ({"_target_": "recsys_gnn.models.baselines.pop.Popularity"}, None, []),
+    ],
+)
+def test_dgl_device_settings(model: dict, gnn: dict | None, expected: list[str]) -> None:
+    assert distributed.dgl_device_settings(_run_cfg(model, gnn)) == expected
+
+
+def test_dgl_device_settings_of_the_shipped_configs(make_cfg) -> None:
+    assert distributed.dgl_device_settings(make_cfg([])) == []  # default: compressor + LightGCN (csr)
+    assert distributed.dgl_device_settings(make_cfg(["gnn=gcn"])) == []
+    assert distributed.dgl_device_settings(make_cfg(["model=lightgcn_id"])) == []
+    assert distributed.dgl_device_settings(make_cfg(["gnn=gat"])) == [f"gnn._target_={GAT['_target_']}"]
+    assert distributed.dgl_device_settings(make_cfg(["gnn.backend=dgl"])) == ["gnn.backend=dgl"]
+    assert distributed.dgl_device_settings(make_cfg(["model=lightgcn_id", "model.backend=dgl"])) == [
+        "model.backend=dgl"
+    ]
+    assert distributed.dgl_device_settings(make_cfg(["model=mf", "gnn=gat"])) == []
+
+
 @pytest.mark.parametrize("accelerator", ["gpu", "cuda", "auto"])
 def test_check_accelerator_cpu_only_dgl(monkeypatch: pytest.MonkeyPatch, accelerator: str) -> None:
+    """With the CPU-only DGL wheel, GPU runs that need DGL on the GPU stop with a one-line fix; CSR ones go."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(distributed, "dgl_has_cuda", lambda: False)
-    with pytest.raises(AcceleratorError, match="DGL has no CUDA support.*dgl.ai.*trainer=cpu"):
-        check_accelerator(_cfg({"accelerator": accelerator, "devices": 1}))
+    with pytest.raises(
+        AcceleratorError,
+        match=r"with gnn\._target_=\S+GAT needs DGL on the GPU.*CPU-only: run `make install-cuda`",
+    ) as err:
+        check_accelerator(_run_cfg(COMPRESSOR, GAT, accelerator))
+    assert "\n" not in str(err.value) and "gnn=lightgcn" in str(err.value)
+    with pytest.raises(AcceleratorError, match="gnn.backend=dgl"):
+        check_accelerator(_run_cfg(COMPRESSOR, {**LIGHTGCN, "backend": "dgl"}, accelerator))
+    check_accelerator(_run_cfg(COMPRESSOR, LIGHTGCN, accelerator))  # CSR propagation: no DGL on the GPU
+    check_accelerator(_run_cfg({**LIGHTGCN_ID, "backend": "csr"}, None, accelerator))
+    check_accelerator(_run_cfg(MF, GAT, accelerator))
+    check_accelerator(_cfg({"accelerator": accelerator, "devices": 1}))  # no model: nothing needs DGL
+
+
+def test_check_accelerator_cuda_dgl_must_reach_the_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CUDA DGL that cannot move a graph (driver / build mismatch) is caught when DGL runs on the GPU."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(distributed, "dgl_has_cuda", lambda: True)
+    with pytest.raises(AcceleratorError, match="DGL cannot move a graph to CUDA"):
+        check_accelerator(_run_cfg(COMPRESSOR, GAT))  # this machine's DGL is CPU-only, so .to("cuda") fails
+    check_accelerator(_run_cfg(COMPRESSOR, GCN))  # never touched for CSR runs
+
+
+def test_graph_stays_on_cpu_for_csr_gnns(tiny_env: Path, make_cfg) -> None:
+    """GraphRecommender moves its graph only when a GNN runs DGL kernels (CSR runs keep it on the CPU)."""
+    cfg = make_cfg(["compress.dim=8"])
+    data = load_data(cfg)
+    csr = build_model(cfg, data)
+    assert not csr.graph_follows_device()
+    dgl_backend = build_model(make_cfg(["compress.dim=8", "gnn.backend=dgl"]), data)
+    assert dgl_backend.graph_follows_device()
+    assert build_model(make_cfg(["compress.dim=8", "gnn=gat"]), data).graph_follows_device()
+    lightgcn_id = build_model(make_cfg(["model=lightgcn_id", "compress.dim=8"]), data)
+    assert not lightgcn_id.graph_follows_device()
+    csr.to(torch.float64)  # a dtype move still keeps the graph where it is
+    assert csr.graph.device == torch.device("cpu")
 
 
 def test_check_accelerator_rejects_popen_ddp_in_a_local_multirun(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -273,3 +358,13 @@ def test_pipeline_trains_with_ddp_cpu_and_reports_exact_metrics(tiny_env: Path, 
     for key, value in expected.items():
         assert metrics[key] == pytest.approx(value, abs=1e-6), key
     assert "test/ndcg@10" in metrics
+
+
+def test_dgl_device_settings_names_the_hydra_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under a Hydra run the error names the option as typed (gnn=gat), not the class path."""
+    from hydra.core.hydra_config import HydraConfig
+
+    choices = SimpleNamespace(runtime=SimpleNamespace(choices={"gnn": "gat"}))
+    monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: choices))
+    assert distributed.dgl_device_settings(_run_cfg(COMPRESSOR, GAT)) == ["gnn=gat"]

@@ -124,13 +124,31 @@ def finish_tables(similarity: str, user_emb: Tensor, item_emb: Tensor) -> tuple[
 
 
 class GraphRecommender(Recommender):
-    """A recommender holding a DGL graph in ``self.graph`` that follows the module across devices."""
+    """A recommender holding a DGL graph in ``self.graph``.
+
+    The graph follows the module across devices only when one of its GNNs runs DGL kernels
+    (:meth:`graph_follows_device`). GNNs with ``backend="csr"`` read just the graph's edges and weights, on the
+    CPU, and keep their own device copy of the CSR structure (:mod:`recsys_gnn.graph.spmm`): so they train on a
+    GPU with the CPU-only DGL wheel (``recsys_gnn.distributed.dgl_device_settings`` is the config-level twin).
+    """
 
     graph: Any
 
+    def graph_follows_device(self) -> bool:
+        """Whether DGL message passing runs on the module's device (a GNN without ``backend="csr"``)."""
+        from recsys_gnn.models.gnn.base import GNNStack
+
+        gnns = [m for m in self.modules() if isinstance(m, GNNStack)]
+        return not gnns or any(getattr(m, "backend", None) != "csr" for m in gnns)
+
     def _apply(self, fn, recurse=True):
         out = super()._apply(fn, recurse)
-        probe = fn(torch.zeros(1))
-        if getattr(self, "graph", None) is not None and self.graph.device != probe.device:
-            self.graph = self.graph.to(probe.device)
+        graph = getattr(self, "graph", None)
+        if graph is None:
+            return out
+        device = fn(torch.zeros(1)).device
+        if not self.graph_follows_device():
+            device = torch.device("cpu")
+        if graph.device != device:
+            self.graph = graph.to(device)
         return out

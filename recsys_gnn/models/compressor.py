@@ -145,11 +145,13 @@ class GNNCompressor(GraphRecommender):
             return None
         if self.has_user_nodes:
             dropped = torch.cat([torch.zeros(self.n_users, dtype=torch.bool, device=dropped.device), dropped])
-        src, dst = self.graph.edges()
+        # the graph may stay on the CPU while the module is on a GPU (CSR propagation): work on dropped's device
+        src, dst = (t.to(dropped.device) for t in self.graph.edges())
         # Self loops of dropped items stay: only messages from other nodes are removed.
         keep = ~((dropped[src] | dropped[dst]) & (src != dst))  # (E,)
         uses_norm = getattr(self.gnn, "use_edge_weight", True)
-        base = self.graph.edata["w"] if uses_norm else torch.ones_like(self.graph.edata["w"])
+        w = self.graph.edata["w"].to(dropped.device)
+        base = w if uses_norm else torch.ones_like(w)
         return base * keep.to(base.dtype)
 
     def embed(self) -> tuple[Tensor, Tensor]:
