@@ -9,13 +9,21 @@ The split is written as RecBole "benchmark" atomic files (``<name>.train/valid/t
 trains and ranks on the very pairs our models use. Settings are RecBole 1.2.1's defaults for LightGCN
 (``embedding_size`` 64, ``n_layers`` 2, ``reg_weight`` 1e-5, Adam lr 1e-3, ``train_batch_size`` 2048, one
 uniform negative, ``eval_batch_size`` 4096 interactions, full ranking), on CPU.
+
+Everything RecBole writes stays under the reference's ``work`` folder (the benchmark's work directory): its
+checkpoints (``saved/``), its TensorBoard events (``log_tensorboard/``, which RecBole 1.2.1 names relative to
+the working directory and writes lazily, so a ``chdir`` alone is not enough) and any other relative path
+(``log/``), as RecBole is set up with ``work`` as the working directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +47,30 @@ def _patch_scipy() -> None:
         sp.dok_matrix._update = lambda self, d: self._dict.update(d)  # noqa: SLF001
 
 
+@contextlib.contextmanager
+def _working_directory(path: Path) -> Iterator[None]:
+    """Run the block with ``path`` as the working directory (RecBole writes ``log/`` etc. relative to it)."""
+    cwd = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+
+
+def _tensorboard_under(folder: Path) -> Any:
+    """A stand-in for ``recbole.utils.get_tensorboard`` that puts the events under ``folder`` (absolute)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    def get_tensorboard(logger: Any) -> Any:
+        name = next(
+            (Path(h.baseFilename).stem for h in logger.handlers if hasattr(h, "baseFilename")), "LightGCN"
+        )
+        return SummaryWriter(str(folder / name))
+
+    return get_tensorboard
+
+
 def write_atomic(data: InteractionData, root: Path, name: str) -> Path:
     """Write train/val/test pairs as RecBole benchmark atomic files ``root/name/name.{train,valid,test}.inter``."""
     folder = root / name
@@ -58,7 +90,8 @@ class RecBoleLightGCN:
 
     Args:
         data: the split dataset.
-        work: scratch folder (atomic files, RecBole's checkpoint folder).
+        work: scratch folder for everything RecBole writes (atomic files, ``saved/`` checkpoints,
+            ``log_tensorboard/``); created if missing.
         name: RecBole dataset name (file stem).
         seed: RecBole's seed.
         extra_config: RecBole config entries overriding its defaults.
@@ -78,6 +111,7 @@ class RecBoleLightGCN:
                 "recbole is not importable; see recsys_gnn.bench.recbole_ref for how to install it"
             )
         _patch_scipy()
+        import recbole.trainer.trainer as recbole_trainer
         import torch
         from recbole.config import Config
         from recbole.data import create_dataset, data_preparation
@@ -86,6 +120,9 @@ class RecBoleLightGCN:
         from recbole.utils import init_seed
 
         threads = torch.get_num_threads()
+        work = Path(work).resolve()  # absolute: RecBole is set up with work as the working directory
+        work.mkdir(parents=True, exist_ok=True)
+        self.work = work
         write_atomic(data, work, name)
         config = {
             "data_path": str(work),
@@ -102,12 +139,18 @@ class RecBoleLightGCN:
             "state": "WARNING",
             **(extra_config or {}),
         }
-        self.cfg = Config(model="LightGCN", dataset=name, config_dict=config)
-        init_seed(self.cfg["seed"], self.cfg["reproducibility"])
-        torch.set_num_threads(threads)  # RecBole's set-up may change it; keep the benchmark's setting
-        dataset = create_dataset(self.cfg)
-        self.train_data, self.valid_data, self.test_data = data_preparation(self.cfg, dataset)
-        self.trainer = Trainer(self.cfg, LightGCN(self.cfg, self.train_data.dataset))
+        original_tensorboard = recbole_trainer.get_tensorboard
+        recbole_trainer.get_tensorboard = _tensorboard_under(work / "log_tensorboard")
+        try:
+            with _working_directory(work):
+                self.cfg = Config(model="LightGCN", dataset=name, config_dict=config)
+                init_seed(self.cfg["seed"], self.cfg["reproducibility"])
+                torch.set_num_threads(threads)  # RecBole's set-up may change it; keep the benchmark's setting
+                dataset = create_dataset(self.cfg)
+                self.train_data, self.valid_data, self.test_data = data_preparation(self.cfg, dataset)
+                self.trainer = Trainer(self.cfg, LightGCN(self.cfg, self.train_data.dataset))
+        finally:
+            recbole_trainer.get_tensorboard = original_tensorboard
         self.epoch_s: list[float] = []
         self.eval_s: list[float] = []
         self.result: dict[str, float] = {}
@@ -126,6 +169,10 @@ class RecBoleLightGCN:
         self.result = dict(self.trainer.evaluate(self.test_data, load_best_model=False, show_progress=False))
         self.eval_s.append(time.perf_counter() - t0)
         return self.eval_s[-1]
+
+    def close(self) -> None:
+        """Flush and close RecBole's TensorBoard writer (its files are under ``work/log_tensorboard``)."""
+        self.trainer.tensorboard.close()
 
     @property
     def settings(self) -> dict[str, Any]:

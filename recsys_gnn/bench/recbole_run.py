@@ -19,7 +19,6 @@ import copy
 import csv
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -46,14 +45,10 @@ def train_recbole(cfg: DictConfig) -> dict[str, float]:
         "metric_decimal_place": 8,
         **dict(cfg.get("recbole") or {}),
     }
-    work = out / "recbole"
-    work.mkdir(parents=True, exist_ok=True)
-    cwd = os.getcwd()
-    os.chdir(work)  # RecBole writes log_tensorboard/ (and log/) relative to the working directory
-    try:
-        ref = RecBoleLightGCN(data, work, name=str(cfg.dataset.name).replace("-", "_"), extra_config=extra)
-    finally:
-        os.chdir(cwd)
+    # everything RecBole writes (saved/, log_tensorboard/, log/) goes under the job's recbole/ folder
+    ref = RecBoleLightGCN(
+        data, out / "recbole", name=str(cfg.dataset.name).replace("-", "_"), extra_config=extra
+    )
     max_epochs = int(cfg.trainer.max_epochs)
     patience = int(cfg.callbacks.early_stopping.patience)
     best, best_epoch, best_state, stale = -1.0, -1, None, 0
@@ -83,6 +78,7 @@ def train_recbole(cfg: DictConfig) -> dict[str, float]:
     assert best_state is not None
     ref.trainer.model.load_state_dict(best_state)
     test = dict(ref.trainer.evaluate(ref.test_data, load_best_model=False, show_progress=False))
+    ref.close()
     metrics = {
         "test/ndcg@10": float(test["ndcg@10"]),
         "test/recall@10": float(test["recall@10"]),
