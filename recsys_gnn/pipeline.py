@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recsys_gnn.compress.evaluate import evaluate_quantized
 from recsys_gnn.compress.run_report import report_scalars, run_compression_report
+from recsys_gnn.config_check import check_config
 from recsys_gnn.data.datamodule import RecDataModule
 from recsys_gnn.data.errors import ConfigError
 from recsys_gnn.data.interactions import InteractionData
@@ -155,7 +156,9 @@ def git_commit() -> str | None:
 
 
 def configure_wandb_mode() -> None:
-    """Default W&B to offline mode unless the user asked otherwise or is logged in."""
+    """Default W&B to offline mode unless the user asked otherwise or is logged in, and to quiet console output
+    (no run history/summary after our results; ``WANDB_QUIET=false`` brings it back)."""
+    os.environ.setdefault("WANDB_QUIET", "true")
     if "WANDB_MODE" in os.environ:
         return
     logged_in = bool(os.environ.get("WANDB_API_KEY")) or "api.wandb.ai" in _read(Path.home() / ".netrc")
@@ -196,8 +199,10 @@ def train(cfg: DictConfig) -> float | None:
     """Run one training job and return the value of ``cfg.monitor`` (for sweeps).
 
     ``task=rating`` runs explicit rating prediction instead (:func:`recsys_gnn.rating.run.run_rating`, which
-    returns ``val/rmse``).
+    returns ``val/rmse``). The config is checked first (:func:`recsys_gnn.config_check.check_config`), before
+    any data is read.
     """
+    check_config(cfg)
     if cfg.task == "rating":
         from recsys_gnn.rating.run import run_rating  # rating.run imports this module
 
@@ -284,9 +289,10 @@ def train(cfg: DictConfig) -> float | None:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     table = format_metrics_table(metrics, protocol=data.protocol, ks=list(cfg.module.ks))
     (out / "metrics.md").write_text(table)
-    log.info("results (%s):\n%s", out, table)
     if ckpt == "best" and trainer.checkpoint_callback is not None:
         (out / "best_checkpoint.txt").write_text(str(trainer.checkpoint_callback.best_model_path))
+    finish_wandb()  # W&B prints when it closes: close it first, so that the results are the last lines
+    log.info("results (%s):\n%s", out, table)
     return metrics.get(cfg.monitor)
 
 
@@ -317,10 +323,14 @@ def run_job(cfg: DictConfig) -> float | None:
         (out / "FAILED").write_text(f"{type(err).__name__}: {err}\n")
         return None
     finally:
-        try:
-            import wandb
+        finish_wandb()
 
-            if wandb.run is not None:
-                wandb.finish()
-        except ImportError:
-            pass
+
+def finish_wandb() -> None:
+    """Close the W&B run of this process, if one is open."""
+    try:
+        import wandb
+    except ImportError:
+        return
+    if wandb.run is not None:
+        wandb.finish()

@@ -6,6 +6,10 @@ A splitter receives the filtered, id-remapped interaction frame (one row per uni
 the cold-item / cold-user masks. Because every row gets exactly one code, the parts are disjoint and cover all
 rows by construction.
 
+Datasets with an official split (UniSRec, NeMig, MIND, ml-100k folds): ``split=auto``/``official`` use it; the
+cold splits refuse to replace it unless ``replace_official=True``; every split records in its stats whether it
+replaced it (``official_split_replaced``: 0 or 1, present only for such datasets).
+
 Per-user quotas (shared by every ratio split): a user with ``n`` interactions gets
 ``n_test = max(1, round(n * r_test))`` and ``n_val = max(1, round(n * r_val))`` (0 when the ratio is 0), shrunk
 (val first) so that at least ``min_train`` rows stay in train. Users with fewer than
@@ -63,6 +67,7 @@ class Splitter(ABC):
     """Base class: validates the frame, calls :meth:`_split`, validates the result."""
 
     name: ClassVar[str]
+    uses_official: ClassVar[bool] = False  # follows the dataset's official split when the frame has one
 
     @abstractmethod
     def params(self) -> dict[str, Any]:
@@ -83,6 +88,8 @@ class Splitter(ABC):
             raise AssertionError(
                 f"{type(self).__name__} assigned {result.assignment.shape} codes for {len(frame)} rows"
             )
+        if "split" in frame.columns:
+            result.stats["official_split_replaced"] = int(not self.uses_official)
         counts = np.bincount(result.assignment, minlength=len(CODE_NAMES))
         log.info(
             "%s split: %s",
@@ -111,6 +118,15 @@ def _check_fraction(value: float, what: str, owner: str, *, open_right: bool = T
         bounds = "(0, 1)" if open_right else "[0, 1]"
         raise ConfigError(f"{owner}: {what} must be in {bounds}; got {value}")
     return v
+
+
+def _refuse_official(frame: pd.DataFrame, splitter: Splitter, replace_official: bool) -> None:
+    """ConfigError when the frame carries an official split that ``splitter`` would silently replace."""
+    if "split" in frame.columns and not replace_official:
+        raise ConfigError(
+            f"split={splitter.name} would replace this dataset's official train/val/test split; use split=auto "
+            f"or split=official, or pass split.replace_official=true to run split={splitter.name} anyway"
+        )
 
 
 def _round_half_up(x: np.ndarray) -> np.ndarray:
@@ -301,6 +317,8 @@ class ColdItemSplit(Splitter):
         ratios: per-user split of warm items' interactions.
         cold_val_frac: fraction of cold-item interactions sent to val, in [0, 1] (0: all to test).
         min_train: see :class:`RandomSplit`.
+        replace_official: allow the split on a dataset with an official split (which it then replaces);
+            False raises :class:`ConfigError` there.
     """
 
     name = "cold_items"
@@ -312,6 +330,7 @@ class ColdItemSplit(Splitter):
         ratios: Sequence[float] = (0.8, 0.1, 0.1),
         cold_val_frac: float = 0.5,
         min_train: int = 1,
+        replace_official: bool = False,
     ) -> None:
         self.frac = _check_fraction(frac, "frac", "ColdItemSplit")
         self.cold_val_frac = _check_fraction(
@@ -319,6 +338,7 @@ class ColdItemSplit(Splitter):
         )
         self.ratios = _check_ratios(ratios, "ColdItemSplit")
         self.seed, self.min_train = int(seed), int(min_train)
+        self.replace_official = bool(replace_official)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -327,9 +347,11 @@ class ColdItemSplit(Splitter):
             "ratios": list(self.ratios),
             "cold_val_frac": self.cold_val_frac,
             "min_train": self.min_train,
+            "replace_official": self.replace_official,
         }
 
     def _split(self, frame: pd.DataFrame, n_users: int, n_items: int) -> SplitResult:
+        _refuse_official(frame, self, self.replace_official)
         rng = np.random.default_rng(self.seed)
         iidx, uidx = frame["iidx"].to_numpy(), frame["uidx"].to_numpy()
         present = np.unique(iidx)
@@ -380,6 +402,7 @@ class ColdUserSplit(Splitter):
         ratios: per-user split of warm users.
         cold_val_frac: fraction of cold users evaluated at val, in [0, 1] (0: all at test).
         min_train: see :class:`RandomSplit`.
+        replace_official: see :class:`ColdItemSplit`.
     """
 
     name = "cold_users"
@@ -393,6 +416,7 @@ class ColdUserSplit(Splitter):
         ratios: Sequence[float] = (0.8, 0.1, 0.1),
         cold_val_frac: float = 0.5,
         min_train: int = 1,
+        replace_official: bool = False,
     ) -> None:
         self.frac = _check_fraction(frac, "frac", "ColdUserSplit")
         self.history = _check_fraction(history, "history", "ColdUserSplit")
@@ -404,6 +428,7 @@ class ColdUserSplit(Splitter):
         )
         self.ratios = _check_ratios(ratios, "ColdUserSplit")
         self.seed, self.min_train = int(seed), int(min_train)
+        self.replace_official = bool(replace_official)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -414,6 +439,7 @@ class ColdUserSplit(Splitter):
             "ratios": list(self.ratios),
             "cold_val_frac": self.cold_val_frac,
             "min_train": self.min_train,
+            "replace_official": self.replace_official,
         }
 
     def _history_size(self, counts: np.ndarray) -> np.ndarray:
@@ -422,6 +448,7 @@ class ColdUserSplit(Splitter):
         return np.clip(_round_half_up(counts * self.history), 1, np.maximum(counts - 1, 1))
 
     def _split(self, frame: pd.DataFrame, n_users: int, n_items: int) -> SplitResult:
+        _refuse_official(frame, self, self.replace_official)
         rng = np.random.default_rng(self.seed)
         uidx, iidx = frame["uidx"].to_numpy(), frame["iidx"].to_numpy()
         counts = np.bincount(uidx, minlength=n_users)
@@ -482,6 +509,7 @@ class OfficialSplit(Splitter):
     """
 
     name = "official"
+    uses_official = True
 
     def __init__(self, val_from_train: float = 0.1, seed: int = 2024) -> None:
         self.val_from_train = _check_fraction(val_from_train, "val_from_train", "OfficialSplit")
@@ -530,6 +558,7 @@ class AutoSplit(Splitter):
     """
 
     name = "auto"
+    uses_official = True  # used only when the frame has one
 
     def __init__(
         self, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 2024, val_from_train: float = 0.1

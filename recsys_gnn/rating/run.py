@@ -212,6 +212,7 @@ def run_rating(cfg: DictConfig) -> float:
     (out / "metrics.md").write_text(table)
     if ckpt == "best" and trainer.checkpoint_callback is not None:
         (out / "best_checkpoint.txt").write_text(str(trainer.checkpoint_callback.best_model_path))
+    pipeline.finish_wandb()  # W&B prints when it closes: close it first, so that the results come last
     log.info("rating results (%s):\n%s", out, table)
     return metrics[MONITOR]
 

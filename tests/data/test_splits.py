@@ -214,10 +214,11 @@ def test_official_split_errors() -> None:
 
 @pytest.mark.parametrize("name", ["random", "temporal", "cold_items", "cold_users", "official"])
 def test_yaml_configs_instantiate_and_round_trip(name: str) -> None:
-    cfg = OmegaConf.load(CONF / f"{name}.yaml")
+    # the yaml files interpolate the run's ${seed}: load them under a root that has one
+    cfg = OmegaConf.merge({"seed": 7}, {"split": OmegaConf.load(CONF / f"{name}.yaml")}).split
     splitter = instantiate(cfg)
     assert splitter.name == name
-    params = {k: v for k, v in OmegaConf.to_container(cfg).items() if k != "_target_"}
+    params = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "_target_"}
     # params() reports what the run used; every yaml key is a constructor parameter
     again = type(splitter)(**params)
     assert again.params() == splitter.params()
@@ -239,3 +240,38 @@ def test_auto_split_uses_official_labels_when_present_else_random() -> None:
     res = auto(labelled, 60, 80)
     assert auto.name == "auto:official"
     np.testing.assert_array_equal(res.assignment, OfficialSplit(seed=3)(labelled, 60, 80).assignment)
+
+
+@pytest.mark.parametrize("name", ["random", "cold_items", "cold_users", "official", "auto"])
+def test_every_seeded_split_follows_the_run_seed(name: str) -> None:
+    cfg = OmegaConf.merge({"seed": 11}, {"split": OmegaConf.load(CONF / f"{name}.yaml")})
+    assert instantiate(cfg.split).params()["seed"] == 11
+
+
+def _with_official_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return frame.assign(split=rng.choice(["train", "train", "train", "val", "test"], size=len(frame)))
+
+
+@pytest.mark.parametrize("cls", [ColdItemSplit, ColdUserSplit])
+def test_cold_splits_refuse_to_replace_an_official_split_unless_asked(cls) -> None:
+    labelled = _with_official_labels(make_frame())
+    with pytest.raises(
+        ConfigError, match=rf"split={cls.name} would replace .*split.replace_official=true"
+    ) as err:
+        cls()(labelled, 60, 80)
+    assert "\n" not in str(err.value)
+    res = cls(replace_official=True)(labelled, 60, 80)
+    assert res.stats["official_split_replaced"] == 1
+    assert cls(replace_official=True).params()["replace_official"] is True
+    # without official labels nothing changes, and the stats do not mention them
+    assert "official_split_replaced" not in cls()(make_frame(), 60, 80).stats
+
+
+def test_stats_record_whether_an_official_split_was_used() -> None:
+    from recsys_gnn.data.splits import AutoSplit
+
+    labelled = _with_official_labels(make_frame())
+    assert AutoSplit()(labelled, 60, 80).stats["official_split_replaced"] == 0
+    assert OfficialSplit()(labelled, 60, 80).stats["official_split_replaced"] == 0
+    assert RandomSplit()(labelled, 60, 80).stats["official_split_replaced"] == 1
