@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--recbole", action="store_true", help="also time RecBole's LightGCN on the same split")
     p.add_argument(
+        "--scale",
+        action="store_true",
+        help="run the scale curve instead (recsys_gnn.bench.scale; its options: python -m recsys_gnn.bench.scale -h)",
+    )
+    p.add_argument(
         "--override", action="append", default=[], help="extra Hydra override for every run (repeatable)"
     )
     p.add_argument(
@@ -148,6 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark, write the report and print the tables to stdout."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    if args.scale:
+        from recsys_gnn.bench.scale import main as scale_main
+
+        threads = ["--threads", str(args.threads)] if args.threads else []
+        return scale_main(["--out", str(args.out), "--seed", str(args.seed), *threads])
     if args.threads is not None:
         if args.threads < 1:
             raise SystemExit("--threads must be >= 1")
