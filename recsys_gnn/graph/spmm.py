@@ -67,7 +67,10 @@ class CSRPair:
 
     def matrix(self, weight: Tensor, transpose: bool = False) -> Tensor:
         """Sparse CSR ``A`` ``(n_dst, n_src)`` (or ``A^T``) holding ``weight`` ``(E,)`` (see ``memo``)."""
-        hit = self.memo.get(transpose)
+        # inference tensors (weights computed under torch.inference_mode, e.g. GAT's attention at test time)
+        # have no version counter: they are not memoised
+        memoise = not weight.is_inference()
+        hit = self.memo.get(transpose) if memoise else None
         if hit is not None and hit[0]() is weight and hit[1] == weight._version:
             return hit[2]
         crow, col = (self.crow_t, self.col_t) if transpose else (self.crow, self.col)
@@ -76,7 +79,8 @@ class CSRPair:
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             with torch.no_grad():  # values are data: _CSRProduct computes the weight's gradient itself
                 mat = torch.sparse_csr_tensor(crow, col, self.values(weight, transpose), shape)
-        self.memo[transpose] = (weakref.ref(weight), weight._version, mat)
+        if memoise:
+            self.memo[transpose] = (weakref.ref(weight), weight._version, mat)
         return mat
 
 

@@ -486,3 +486,18 @@ def test_sage_csr_backend_matches_dgl(graph, aggregator: str) -> None:
         grads.append(x.grad)
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_inference_mode_matches_no_grad(graph, name: str) -> None:
+    """Lightning tests under torch.inference_mode: edge weights computed there (attention, SAGE's mean) are
+    inference tensors, which the CSR product must accept."""
+    torch.manual_seed(0)
+    model = FACTORIES[name](8, 2).eval()
+    feat, ew = inputs(graph, 8, True)
+    with torch.no_grad():
+        want = model(graph, feat, ew)
+    for _ in range(2):  # the second call may hit a memo of the first
+        with torch.inference_mode():
+            got = model(graph, feat, ew)
+        torch.testing.assert_close(got, want)
