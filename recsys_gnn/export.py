@@ -196,7 +196,11 @@ def _serving_row(
     latency_args: dict[str, Any],
     **extra: Any,
 ) -> dict[str, Any]:
-    latency = measure_latency(art.score_users, art.n_users, **latency_args)
+    # the served path: the artifact's searcher (decoded fp32 cache, or faiss over PQ codes), built before timing
+    searcher = art.searcher
+    latency = measure_latency(
+        None, art.n_users, search_fn=lambda u, k: searcher.search(art.users.rows(u), k), **latency_args
+    )
     return report_row(
         name,
         serve_tensors=art.tensors(),
@@ -206,6 +210,7 @@ def _serving_row(
         metrics=run_data["metrics"],
         latency=latency,
         quantization=art.quantization,
+        scoring=searcher.method,
         **extra,
     )
 
@@ -226,7 +231,8 @@ def export_run(
     Args:
         path: run folder or checkpoint path.
         out: artifact folder; default ``<run>/artifact_<quantization>``.
-        quantization: fp32 | fp16 | int8 | binary; default the run config's ``compress.quantize`` or fp32.
+        quantization: fp32 | fp16 | int8 | binary | pq4 | pq8 | pq16 | opq4 | opq8 | opq16; default the run
+            config's ``compress.quantize`` or fp32. PQ codebooks are learned here on the run's item table.
         compare: ``(name, run folder)`` entries (teacher, baselines) to report beside the model; their fp32
             tables are timed on this machine and their metrics read from their metrics.json.
         teacher: name (the model's or one of ``compare``) whose NDCG@10 is the 100% reference.

@@ -25,7 +25,8 @@ def evaluate_quantized(
 ) -> dict[str, float]:
     """Quantise ``user_emb (U, D)`` / ``item_emb (I, D)`` with each scheme and rank with the quantised scores.
 
-    int8 tables are scored by integer dot products rescaled, binary codes by Hamming similarity, fp16 upcast.
+    int8 tables are scored by integer dot products rescaled, binary codes by Hamming similarity, fp16 upcast,
+    PQ codes (learned on this item table) by asymmetric distance to the exact users.
     Masking and targets are exactly those of ``stage`` in training (train, + val at test, masked).
 
     Returns:
@@ -36,7 +37,7 @@ def evaluate_quantized(
     out: dict[str, float] = {}
     for name in schemes:
         q = Quantizer(name)
-        users, items = q.encode(user_emb.detach().cpu()), q.encode(item_emb.detach().cpu())
+        users, items = q.encode(user_emb.detach().cpu()), q.encode_items(item_emb.detach().cpu())
         res = evaluate_full_ranking(
             lambda u, q=q, users=users, items=items: q.scores(users.rows(u), items),
             targets,

@@ -6,6 +6,14 @@ Every scheme scores a user and an item by the dot product of their *decoded* vec
 - ``int8``: ``q_u . q_i`` computed exactly in int32, times ``scale_u * scale_i``.
 - ``binary``: the ``+1/-1`` sign vectors, whose dot product is ``D - 2 * hamming(code_u, code_i)``, so the
   ranking is "fewer differing bits first".
+- ``pq4`` / ``pq8`` / ``pq16`` (product quantisation, Jegou et al., TPAMI 2011): each item is M one-byte codes,
+  one per ``D / M``-dimensional sub-space, into M codebooks of 256 centroids learned by k-means on the item
+  table (faiss); the user stays exact (fp32) and scores by *asymmetric distance*: ``u . decode(code_i)``, which
+  serving computes as a sum of M look-ups in a ``(M, 256)`` table of ``u``'s sub-vector products.
+- ``opq4`` / ``opq8`` / ``opq16``: the same after a learned orthogonal rotation R (faiss ``OPQMatrix``, Ge et al.,
+  CVPR 2013) that balances the variance between sub-spaces; ``u . R^T c = (R u) . c``, so queries are rotated.
+
+Only the item side of PQ is coded: ``encode`` (queries, users) keeps floats, ``encode_items`` learns the codebooks.
 """
 
 from __future__ import annotations
@@ -15,10 +23,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-QUANTIZATIONS = ("fp32", "fp16", "int8", "binary")
+PQ_SUBSPACES = {"pq4": 4, "pq8": 8, "pq16": 16, "opq4": 4, "opq8": 8, "opq16": 16}  # M = bytes per item
+QUANTIZATIONS = ("fp32", "fp16", "int8", "binary", *PQ_SUBSPACES)
+PQ_CENTROIDS = 256  # 8-bit codes
+PQ_SEED = 1234
+OPQ_ITERATIONS = 10  # faiss' default 50 costs ~10x a PQ training; see experiments/compression/pq.md
 INT8_MAX = 127
 _BIT_WEIGHTS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)  # most significant bit first
 _ITEM_CHUNK = 16384  # item rows converted at once when scoring (bounds temporary memory)
@@ -215,37 +228,191 @@ def int8_scores(q_user: Tensor, s_user: Tensor, q_item: Tensor, s_item: Tensor) 
     return dots.to(torch.float32) * s_user.to(torch.float32)[:, None] * s_item.to(torch.float32)[None, :]
 
 
+def _faiss():
+    try:
+        import faiss
+    except ImportError as err:
+        raise ImportError(
+            "product quantisation needs faiss: pip install faiss-cpu (the [faiss] extra)"
+        ) from err
+    faiss.omp_set_num_threads(torch.get_num_threads())  # follow torch's thread setting (timings at 1 thread)
+    return faiss
+
+
+def _pq_check(dim: int, m: int) -> int:
+    if m < 1 or dim % m:
+        raise ValueError(
+            f"product quantisation with M={m} sub-spaces needs a dimension divisible by M; got D={dim} "
+            f"(for D={dim} use M in {[k for k in (1, 2, 4, 8, 16, 32, 64) if dim % k == 0]})"
+        )
+    return dim // m
+
+
+def train_pq(x: Tensor, m: int, rotate: bool = False, seed: int = PQ_SEED) -> tuple[Tensor, Tensor | None]:
+    """Learn M codebooks of 256 centroids each (k-means per sub-space, faiss) and, if ``rotate``, an OPQ rotation.
+
+    With fewer than 256 rows every row's sub-vector is a centroid (the codes are then lossless).
+
+    Args:
+        x: ``(N, D)`` float, ``D % m == 0``.
+        m: sub-spaces = bytes per coded row.
+        rotate: learn an orthogonal ``(D, D)`` rotation R first (OPQ); ``x`` is coded as ``x @ R.T``.
+        seed: k-means seed.
+    Returns:
+        ``codebooks`` ``(M, 256, D / M)`` float32 and ``rotation`` ``(D, D)`` float32 or None.
+    """
+    _check_matrix(x, "pq training input")
+    n, dim = x.shape
+    dsub = _pq_check(dim, m)
+    faiss = _faiss()
+    xs = np.ascontiguousarray(x.detach().to(torch.float32).numpy())
+    rotation = None
+    if n < PQ_CENTROIDS:
+        take = np.arange(PQ_CENTROIDS) % max(n, 1)
+        codebooks = xs[take].reshape(PQ_CENTROIDS, m, dsub).transpose(1, 0, 2)
+        return torch.from_numpy(np.ascontiguousarray(codebooks)), None
+    pq = faiss.ProductQuantizer(dim, m, 8)
+    pq.cp.seed = seed
+    pq.cp.min_points_per_centroid = 1  # small catalogues are fine: no "provide more points" warning
+    if rotate:
+        opq = faiss.OPQMatrix(dim, m)
+        opq.niter = OPQ_ITERATIONS
+        opq_pq = faiss.ProductQuantizer(dim, m, 8)
+        opq_pq.cp.seed, opq_pq.cp.min_points_per_centroid = seed, 1
+        opq.pq = opq_pq  # keep a reference: faiss does not own it
+        opq.train(xs)
+        rotation = faiss.vector_to_array(opq.A).reshape(dim, dim).astype(np.float32)
+        xs = np.ascontiguousarray(xs @ rotation.T)
+    pq.train(xs)
+    codebooks = faiss.vector_to_array(pq.centroids).reshape(m, PQ_CENTROIDS, dsub)
+    return torch.from_numpy(codebooks.copy()), None if rotation is None else torch.from_numpy(rotation)
+
+
+def _check_codebooks(codebooks: Tensor, rotation: Tensor | None = None) -> None:
+    if codebooks.dim() != 3 or codebooks.shape[1] != PQ_CENTROIDS or codebooks.dtype != torch.float32:
+        raise ValueError(
+            f"codebooks must be float32 (M, {PQ_CENTROIDS}, D / M); got {codebooks.dtype} {tuple(codebooks.shape)}"
+        )
+    dim = codebooks.shape[0] * codebooks.shape[2]
+    if rotation is not None and tuple(rotation.shape) != (dim, dim):
+        raise ValueError(
+            f"rotation must be ({dim}, {dim}) for codebooks of D={dim}; got {tuple(rotation.shape)}"
+        )
+
+
+def pq_encode(x: Tensor, codebooks: Tensor, rotation: Tensor | None = None) -> Tensor:
+    """Nearest centroid of each sub-vector: ``(N, D)`` float -> ``(N, M)`` uint8 codes (faiss)."""
+    _check_matrix(x, "pq input")
+    _check_codebooks(codebooks, rotation)
+    m, _, dsub = codebooks.shape
+    if x.shape[1] != m * dsub:
+        raise ValueError(f"pq input has {x.shape[1]} dims but the codebooks code {m * dsub}")
+    faiss = _faiss()
+    xs = x.detach().to(torch.float32)
+    if rotation is not None:
+        xs = xs @ rotation.T
+    pq = faiss.ProductQuantizer(m * dsub, m, 8)
+    faiss.copy_array_to_vector(np.ascontiguousarray(codebooks.numpy()).ravel(), pq.centroids)
+    return torch.from_numpy(pq.compute_codes(np.ascontiguousarray(xs.numpy())))
+
+
+def _check_pq_codes(codes: Tensor, codebooks: Tensor) -> None:
+    _check_matrix(codes, "pq codes", float_only=False)
+    if codes.dtype != torch.uint8 or codes.shape[1] != codebooks.shape[0]:
+        raise ValueError(
+            f"pq codes must be uint8 (N, {codebooks.shape[0]}); got {codes.dtype} {tuple(codes.shape)}"
+        )
+
+
+def pq_decode(codes: Tensor, codebooks: Tensor, rotation: Tensor | None = None) -> Tensor:
+    """``(N, M)`` uint8 codes -> ``(N, D)`` float32: the concatenated centroids (rotated back for OPQ)."""
+    _check_codebooks(codebooks, rotation)
+    _check_pq_codes(codes, codebooks)
+    m = codebooks.shape[0]
+    out = codebooks[torch.arange(m), codes.long()].reshape(len(codes), -1)  # (N, M, dsub) -> (N, D)
+    return out if rotation is None else out @ rotation
+
+
+def pq_lookup_tables(users: Tensor, codebooks: Tensor, rotation: Tensor | None = None) -> Tensor:
+    """``(B, M, 256)`` products of each user's sub-vectors with every centroid of the matching codebook."""
+    _check_codebooks(codebooks, rotation)
+    m, _, dsub = codebooks.shape
+    u = users.to(torch.float32)
+    if rotation is not None:
+        u = u @ rotation.T
+    return torch.einsum("bmd,mkd->bmk", u.reshape(len(u), m, dsub), codebooks)
+
+
+def pq_scores(users: Tensor, codes: Tensor, codebooks: Tensor, rotation: Tensor | None = None) -> Tensor:
+    """Asymmetric inner products ``u . decode(code_i)``, summed from the users' look-up tables.
+
+    Args:
+        users: ``(B, D)`` float (exact).
+        codes: ``(I, M)`` uint8.
+        codebooks: ``(M, 256, D / M)`` float32; rotation: ``(D, D)`` or None.
+    Returns:
+        ``(B, I)`` float32.
+    """
+    _check_pq_codes(codes, codebooks)
+    lut = pq_lookup_tables(users, codebooks, rotation).reshape(len(users), -1)  # (B, M * 256)
+    m = codebooks.shape[0]
+    out = torch.empty(len(users), len(codes))
+    offsets = torch.arange(m) * PQ_CENTROIDS
+    for start in range(0, len(codes), _ITEM_CHUNK):
+        flat = codes[start : start + _ITEM_CHUNK].long() + offsets  # (chunk, M) columns of the flat table
+        out[:, start : start + len(flat)] = lut[:, flat].sum(dim=2)
+    return out
+
+
+_PQ_CACHE: dict[str, tuple[Tensor, tuple, Any]] = {}  # scheme -> (coded tensor, its key, Encoded)
+
+
 @dataclass(frozen=True)
 class Encoded:
     """One table (users or items) in a quantised form.
 
     Attributes:
-        data: fp32/fp16 ``(N, D)``, int8 ``(N, D)`` or packed binary uint8 ``(N, ceil(D / 8))``.
+        data: fp32/fp16 ``(N, D)``, int8 ``(N, D)``, packed binary uint8 ``(N, ceil(D / 8))`` or PQ codes uint8
+            ``(N, M)``.
         scale: ``(N,)`` float32 for int8, else None.
         dim: D, the embedding dimension the table codes.
+        codebooks: ``(M, 256, D / M)`` float32 for PQ-coded rows (shared by every row), else None.
+        rotation: ``(D, D)`` float32 OPQ rotation of PQ-coded rows, else None.
     """
 
     data: Tensor
     scale: Tensor | None
     dim: int
+    codebooks: Tensor | None = None
+    rotation: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.data.shape[0])
 
     def rows(self, idx: Tensor) -> Encoded:
         """The sub-table of rows ``idx`` ``(B,)``."""
-        return Encoded(self.data[idx], None if self.scale is None else self.scale[idx], self.dim)
+        scale = None if self.scale is None else self.scale[idx]
+        return Encoded(self.data[idx], scale, self.dim, self.codebooks, self.rotation)
+
+    @property
+    def pq_coded(self) -> bool:
+        """Whether the rows are PQ codes (else floats, int8 or bits)."""
+        return self.codebooks is not None
 
     def tensors(self) -> list[Tensor]:
-        """The stored tensors (codes, then scales if any)."""
-        return [self.data] + ([] if self.scale is None else [self.scale])
+        """The stored tensors (codes, then scales, codebooks and rotation if any)."""
+        extra = [self.scale, self.codebooks, self.rotation]
+        return [self.data] + [t for t in extra if t is not None]
 
 
 class Quantizer:
-    """A quantisation scheme chosen by name: ``"fp32"``, ``"fp16"``, ``"int8"`` or ``"binary"``.
+    """A quantisation scheme chosen by name: ``"fp32"``, ``"fp16"``, ``"int8"``, ``"binary"``, ``"pq4"``,
+    ``"pq8"``, ``"pq16"`` or (rotated) ``"opq4"``, ``"opq8"``, ``"opq16"``.
 
     ``compress`` turns float tables into the tensors to store (keys ``user_emb``, ``item_emb`` and, for int8,
-    ``user_scale``, ``item_scale``); ``split`` reads them back; ``scores`` ranks items for users.
+    ``user_scale``, ``item_scale``; for PQ, ``pq_codebooks`` and, for OPQ, ``pq_rotation``); ``split`` reads them
+    back; ``scores`` ranks items for users. ``encode`` codes query rows (users), ``encode_items`` the item table:
+    the same for every scheme but PQ, whose queries stay exact.
     """
 
     def __init__(self, name: str) -> None:
@@ -256,11 +423,36 @@ class Quantizer:
     def __repr__(self) -> str:
         return f"Quantizer({self.name!r})"
 
+    @property
+    def pq(self) -> bool:
+        """Whether this is a product-quantisation scheme."""
+        return self.name in PQ_SUBSPACES
+
+    def encode_items(self, x: Tensor) -> Encoded:
+        """Quantise the item table ``(N, D)`` (for PQ: learn the codebooks on it, then code every row).
+
+        PQ codes of the last table coded per scheme are kept, so that a run's evaluation and its compression
+        report (which both code the same tensor) learn the codebooks once.
+        """
+        if not self.pq:
+            return self.encode(x)
+        _check_matrix(x, f"{self.name} input")
+        key = (x.data_ptr(), tuple(x.shape), x.dtype, x._version)
+        cached = _PQ_CACHE.get(self.name)
+        if cached is not None and cached[1] == key:
+            return cached[2]
+        codebooks, rotation = train_pq(x, PQ_SUBSPACES[self.name], rotate=self.name.startswith("opq"))
+        enc = Encoded(pq_encode(x, codebooks, rotation), None, int(x.shape[1]), codebooks, rotation)
+        _PQ_CACHE[self.name] = (x, key, enc)  # holding x keeps its memory (data_ptr) from being reused
+        return enc
+
     def encode(self, x: Tensor) -> Encoded:
-        """Quantise float rows ``(N, D)``."""
+        """Quantise query/user rows ``(N, D)`` (PQ keeps them exact in float32: asymmetric distance)."""
         _check_matrix(x, f"{self.name} input")
         dim = int(x.shape[1])
-        if self.name == "fp32":
+        if self.name == "fp32" or self.pq:
+            if self.pq:
+                _pq_check(dim, PQ_SUBSPACES[self.name])
             return Encoded(x.detach().to(torch.float32).contiguous(), None, dim)
         if self.name == "fp16":
             return Encoded(to_fp16(x).contiguous(), None, dim)
@@ -271,7 +463,9 @@ class Quantizer:
 
     def decode(self, enc: Encoded) -> Tensor:
         """The float32 vectors ``(N, D)`` the scores are dot products of (``+1/-1`` signs for binary)."""
-        if self.name in ("fp32", "fp16"):
+        if enc.pq_coded:
+            return pq_decode(enc.data, enc.codebooks, enc.rotation)
+        if self.name in ("fp32", "fp16") or self.pq:
             return enc.data.to(torch.float32)
         if self.name == "int8":
             if enc.scale is None:
@@ -283,6 +477,22 @@ class Quantizer:
         """``(B, I)`` float32 scores of ``B`` encoded users (or query rows) against ``I`` encoded items."""
         if users.dim != items.dim:
             raise ValueError(f"users have {users.dim} dims but items {items.dim}")
+        if self.pq:
+            if not items.pq_coded:
+                raise ValueError(f"{self.name} items must be PQ codes (encode_items)")
+            u = self.decode(users)  # a coded item as query (similar items) is decoded first
+            if len(u) <= _XOR_MAX_USERS:
+                return pq_scores(u, items.data, items.codebooks, items.rotation)
+            # many queries: the same sums as one BLAS product with the (rotated-space) centroids of each item
+            if items.rotation is not None:
+                u = u @ items.rotation.T
+            return torch.cat(
+                [
+                    u @ pq_decode(items.data[i : i + _ITEM_CHUNK], items.codebooks).T
+                    for i in range(0, len(items), _ITEM_CHUNK)
+                ],
+                dim=1,
+            )
         if self.name == "fp32":
             return users.data @ items.data.T
         if self.name == "fp16":  # upcast in chunks: CPUs have no fast half-precision product
@@ -300,6 +510,18 @@ class Quantizer:
             return int8_scores(users.data, users.scale, items.data, items.scale)
         return hamming_scores(users.data, items.data, dim=users.dim)
 
+    def stored(self, users: Encoded, items: Encoded) -> dict[str, Tensor]:
+        """The tensors to store for encoded ``users`` and ``items`` (the output of :meth:`compress`)."""
+        out = {"user_emb": users.data, "item_emb": items.data}
+        for who, enc in (("user", users), ("item", items)):
+            if enc.scale is not None:
+                out[f"{who}_scale"] = enc.scale
+        if items.codebooks is not None:
+            out["pq_codebooks"] = items.codebooks
+        if items.rotation is not None:
+            out["pq_rotation"] = items.rotation
+        return out
+
     def compress(self, tables: Any) -> dict[str, Tensor]:
         """Quantise ``tables`` (a :class:`~recsys_gnn.tables.Tables` or a mapping with ``user_emb`` (U, D) and
         ``item_emb`` (I, D)) into the tensors to store."""
@@ -309,11 +531,22 @@ class Quantizer:
             x = get(f"{who}_emb")
             if x is None:
                 raise ValueError(f"tables have no {who}_emb")
-            enc = self.encode(torch.as_tensor(x))
+            x = torch.as_tensor(x)
+            enc = self.encode_items(x) if who == "item" else self.encode(x)
             out[f"{who}_emb"] = enc.data
             if enc.scale is not None:
                 out[f"{who}_scale"] = enc.scale
-        if out["user_emb"].shape[1:] != out["item_emb"].shape[1:]:
+            if enc.codebooks is not None:
+                out["pq_codebooks"] = enc.codebooks
+            if enc.rotation is not None:
+                out["pq_rotation"] = enc.rotation
+        if self.pq:
+            if out["user_emb"].shape[1] != out["pq_codebooks"].shape[0] * out["pq_codebooks"].shape[2]:
+                raise ValueError(
+                    f"user_emb and item_emb differ in width: {tuple(out['user_emb'].shape)} vs "
+                    f"{out['pq_codebooks'].shape[0] * out['pq_codebooks'].shape[2]}-d codes"
+                )
+        elif out["user_emb"].shape[1:] != out["item_emb"].shape[1:]:
             raise ValueError(
                 f"user_emb and item_emb differ in width: {tuple(out['user_emb'].shape)} vs "
                 f"{tuple(out['item_emb'].shape)}"
@@ -322,19 +555,38 @@ class Quantizer:
 
     def split(self, stored: Mapping[str, Tensor], dim: int) -> tuple[Encoded, Encoded]:
         """Read the output of :meth:`compress` back as ``(users, items)``; checks dtypes and shapes."""
-        expected = {"fp32": torch.float32, "fp16": torch.float16, "int8": torch.int8, "binary": torch.uint8}[
-            self.name
-        ]
-        width = math.ceil(dim / 8) if self.name == "binary" else dim
+        expected = {"fp32": torch.float32, "fp16": torch.float16, "int8": torch.int8, "binary": torch.uint8}
+        codebooks = rotation = None
+        if self.pq:
+            m = PQ_SUBSPACES[self.name]
+            _pq_check(dim, m)
+            if "pq_codebooks" not in stored:
+                raise ValueError(f"{self.name} tables lack 'pq_codebooks'; found {sorted(stored)}")
+            codebooks, rotation = stored["pq_codebooks"], stored.get("pq_rotation")
+            _check_codebooks(codebooks, rotation)
+            if tuple(codebooks.shape) != (m, PQ_CENTROIDS, dim // m):
+                raise ValueError(
+                    f"pq_codebooks should be ({m}, {PQ_CENTROIDS}, {dim // m}) for {self.name} at dim {dim}; "
+                    f"got {tuple(codebooks.shape)}"
+                )
+            if self.name.startswith("opq") and rotation is None:
+                raise ValueError(f"{self.name} tables lack 'pq_rotation'")
         parts = []
         for who in ("user", "item"):
             key = f"{who}_emb"
             if key not in stored:
                 raise ValueError(f"{self.name} tables lack {key!r}; found {sorted(stored)}")
+            if self.pq:
+                want, width = (
+                    (torch.float32, dim) if who == "user" else (torch.uint8, PQ_SUBSPACES[self.name])
+                )
+            else:
+                want = expected[self.name]
+                width = math.ceil(dim / 8) if self.name == "binary" else dim
             data = stored[key]
-            if data.dtype != expected or data.dim() != 2 or data.shape[1] != width:
+            if data.dtype != want or data.dim() != 2 or data.shape[1] != width:
                 raise ValueError(
-                    f"{key} should be {expected} (N, {width}) for {self.name} at dim {dim}; "
+                    f"{key} should be {want} (N, {width}) for {self.name} at dim {dim}; "
                     f"got {data.dtype} {tuple(data.shape)}"
                 )
             scale = None
@@ -344,5 +596,8 @@ class Quantizer:
                     got = tuple(stored[skey].shape) if skey in stored else "nothing"
                     raise ValueError(f"int8 tables need {skey!r} of shape ({data.shape[0]},); got {got}")
                 scale = stored[skey].to(torch.float32)
-            parts.append(Encoded(data, scale, dim))
+            if who == "item" and self.pq:
+                parts.append(Encoded(data, None, dim, codebooks, rotation))
+            else:
+                parts.append(Encoded(data, scale, dim))
         return parts[0], parts[1]

@@ -35,7 +35,7 @@ def tensor_params(tensors: Iterable[Tensor]) -> int:
 
 
 def measure_latency(
-    score_fn: Callable[[Tensor], Tensor],
+    score_fn: Callable[[Tensor], Tensor] | None,
     n_users: int,
     k: int = 10,
     repeats: int = 200,
@@ -44,13 +44,15 @@ def measure_latency(
     warmup: int = 10,
     batch_repeats: int | None = None,
     seed: int = 0,
+    search_fn: Callable[[Tensor, int], Any] | None = None,
 ) -> dict[str, Any]:
     """Time top-``k`` retrieval on CPU: single-user latency and batched throughput.
 
-    Each timed request is ``torch.topk(score_fn(users), k)`` for random stored users.
+    Each timed request is ``torch.topk(score_fn(users), k)`` for random stored users, or ``search_fn(users, k)``
+    when given (a path that finds the top-k without materialising every score, e.g. a faiss index).
 
     Args:
-        score_fn: user indices ``(B,)`` int64 -> scores ``(B, I)``.
+        score_fn: user indices ``(B,)`` int64 -> scores ``(B, I)``; may be None when ``search_fn`` is given.
         n_users: users to draw from (indices ``0..n_users-1``).
         k: list length.
         repeats: timed one-user requests (after ``warmup`` untimed ones) for p50/p99.
@@ -58,6 +60,7 @@ def measure_latency(
         warmup: untimed requests before each measurement.
         batch_repeats: timed batches; default ``max(3, repeats // 20)``.
         seed: seed of the random user draws.
+        search_fn: ``(user indices (B,), k) -> top-k`` timed instead of ``score_fn`` + ``torch.topk``.
     Returns:
         ``p50_ms``, ``p99_ms``, ``mean_ms`` (one user), ``throughput_users_per_s`` (batches), the settings and
         ``torch_threads``.
@@ -76,7 +79,13 @@ def measure_latency(
     batch_size = min(batch_size, n_users)
     batches = [torch.randperm(n_users, generator=gen)[:batch_size] for _ in range(warmup + batch_repeats)]
 
+    if score_fn is None and search_fn is None:
+        raise ValueError("measure_latency needs a score_fn or a search_fn")
+
     def request(users: Tensor) -> None:
+        if search_fn is not None:
+            search_fn(users, k)
+            return
         scores = score_fn(users)
         if scores.dim() != 2 or scores.shape[0] != len(users):
             raise ValueError(f"score_fn must return ({len(users)}, I) scores; got {tuple(scores.shape)}")

@@ -5,12 +5,15 @@
 Reads every job folder under the sweep (as :mod:`recsys_gnn.aggregate` does) that holds a ``compression.json``
 (written by each training run, see :mod:`recsys_gnn.compress.run_report`) and writes into ``--out``:
 
-* ``report.md``: per dataset, one row per model x precision (fp32 / fp16 / int8 / binary) with train params,
-  serve params and bytes, bytes per item, whether an LM runs at serving time, top-10 latency p50/p99 for one
-  user and batched throughput, NDCG@10 / Recall@10 (mean +- std over the seeds of that row) and the share of the
-  frozen-LM teacher's NDCG@10 kept (``lm_content`` of the same dataset and seed, averaged over seeds);
+* ``report.md``: per dataset, one row per model x precision (fp32 / fp16 / int8 / binary / pq4 / pq8 / pq16 /
+  opq...) with train params, serve params and bytes, bytes per item, whether an LM runs at serving time, top-10
+  latency p50/p99 for one user (by the served scoring path, column ``scoring``) and batched throughput,
+  NDCG@10 / Recall@10 (mean +- std over the seeds of that row), the share of the best fp32 model's NDCG@10 on the
+  same dataset, the share of the frozen-LM teacher's NDCG@10 kept (``lm_content`` of the same dataset, averaged
+  over seeds), and whether the row is on the quality-vs-bytes Pareto front;
 * ``report.csv`` (the same, one line per row) and ``report.json`` (the rows, the command, the jobs read);
-* ``quality_vs_bytes_<dataset>.png``: NDCG@10 against bytes per item (log scale), one point per row.
+* ``quality_vs_bytes_<dataset>.png``: NDCG@10 against bytes per item (log scale), one point per row, the
+  Pareto front (no other row has fewer or equal bytes per item and a higher NDCG@10) drawn and ringed.
 
 Sizes come from each run's report (counted from the tensors). Latency is re-measured here, one row after the
 other in this process (``--threads`` torch threads), from each run's saved tables (``<run>/tables/``), so every
@@ -40,7 +43,8 @@ import torch
 from recsys_gnn.aggregate import Job, find_jobs, protocol_lines
 from recsys_gnn.compress.quantize import Quantizer
 from recsys_gnn.compress.report import REPORT_JSON, measure_latency
-from recsys_gnn.compress.run_report import quantized_scorer
+from recsys_gnn.compress.run_report import quantized_search
+from recsys_gnn.compress.search import resolve_method
 from recsys_gnn.tables import load_tables
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,7 @@ COLUMNS = (
     "model",
     "dim",
     "precision",
+    "scoring",
     "n",
     "seeds",
     "train_params",
@@ -66,8 +71,17 @@ COLUMNS = (
     "ndcg@10_std",
     "recall@10",
     "recall@10_std",
+    "ndcg_of_best",
     "ndcg_retained",
+    "pareto",
 )
+PRECISION_ORDER = {  # most bytes per item first
+    **{
+        name: i
+        for i, name in enumerate(("fp32", "fp16", "int8", "pq16", "opq16", "pq8", "opq8", "pq4", "opq4"))
+    },
+    "binary": 9,
+}
 
 
 def _label(job: Job) -> str:
@@ -107,8 +121,8 @@ def job_rows(job: Job, remeasure: bool, repeats: int) -> list[dict[str, Any]]:
         if tables is not None:
             if scheme not in timed:
                 q = Quantizer(scheme)
-                score = quantized_scorer(q, q.encode(tables.user_emb), q.encode(tables.item_emb))
-                timed[scheme] = measure_latency(score, len(tables.user_ids), repeats=repeats)
+                search = quantized_search(q, q.encode(tables.user_emb), q.encode_items(tables.item_emb))
+                timed[scheme] = measure_latency(None, len(tables.user_ids), repeats=repeats, search_fn=search)
             latency = timed[scheme]
         lm_row = r["name"].endswith(LM_ROW_SUFFIX)
         rows.append(
@@ -118,6 +132,7 @@ def job_rows(job: Job, remeasure: bool, repeats: int) -> list[dict[str, Any]]:
                 "is_teacher": is_teacher and not lm_row,
                 "dim": r.get("dim"),
                 "precision": scheme,
+                "scoring": r.get("scoring") or (resolve_method(scheme) if tables is not None else None),
                 "seed": job.seed,
                 "train_params": r.get("train_params"),
                 "serve_params": r.get("serve_params"),
@@ -147,7 +162,9 @@ def merge_seeds(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (dataset, model, dim, precision): quality mean +- std over seeds, sizes and latency means.
 
     ``ndcg_retained`` divides the row's mean NDCG@10 by the mean NDCG@10 of the dataset's ``lm_content`` teacher
-    (over the teacher's seeds); None when the dataset has no teacher job.
+    (over the teacher's seeds); None when the dataset has no teacher job. ``ndcg_of_best`` divides it by the best
+    mean NDCG@10 of any fp32 row of the dataset (rows with an LM at serving excluded); ``pareto`` marks the rows
+    that no other row of the dataset beats in both bytes per item (fewer or equal) and NDCG@10 (higher).
     """
     teacher: dict[str, list[float]] = defaultdict(list)
     for r in rows:
@@ -176,6 +193,7 @@ def merge_seeds(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "model": model,
                 "dim": dim,
                 "precision": precision,
+                "scoring": group[0].get("scoring"),
                 "n": len(group),
                 "seeds": ",".join(str(g["seed"]) for g in sorted(group, key=lambda g: str(g["seed"]))),
                 "train_params": _mean_std([g["train_params"] for g in group])[0],
@@ -193,14 +211,33 @@ def merge_seeds(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "ndcg_retained": None if ref in (None, 0.0) or ndcg is None else ndcg / ref,
             }
         )
-    precision_order = {"fp32": 0, "fp16": 1, "int8": 2, "binary": 3}
+    best: dict[str, float] = {}
+    for r in out:
+        if r["precision"] == "fp32" and not r["lm_at_serving"] and r["ndcg@10"] is not None:
+            best[r["dataset"]] = max(best.get(r["dataset"], float("-inf")), r["ndcg@10"])
+    for r in out:
+        ref = best.get(r["dataset"])
+        r["ndcg_of_best"] = None if not ref or r["ndcg@10"] is None else r["ndcg@10"] / ref
+        r["pareto"] = (
+            r["ndcg@10"] is not None
+            and bool(r["bytes_per_item"])
+            and not any(
+                o is not r
+                and o["dataset"] == r["dataset"]
+                and o["ndcg@10"] is not None
+                and o["bytes_per_item"]
+                and o["bytes_per_item"] <= r["bytes_per_item"]
+                and o["ndcg@10"] > r["ndcg@10"]
+                for o in out
+            )
+        )
     out.sort(
         key=lambda r: (
             str(r["dataset"]),
             -1 if TEACHER_MODEL.rsplit(".", 1)[-1] in r["model"] else 0,
             r["model"],
             r["dim"] or 0,
-            precision_order.get(r["precision"], 9),
+            PRECISION_ORDER.get(r["precision"], 10),
         )
     )
     return out
@@ -227,9 +264,10 @@ def format_table(rows: Sequence[dict[str, Any]]) -> list[str]:
         lines += [
             f"### {dataset}",
             "",
-            "| model | dim | precision | n | train params | serve params | serve bytes | bytes/item | LM at serving "
-            "| top-10 p50 ms | top-10 p99 ms | users/s (batch) | NDCG@10 | Recall@10 | % of LM NDCG@10 |",
-            "|" + "---|" * 15,
+            "| model | dim | precision | n | train params | serve params | serve bytes | bytes/item | serve MB "
+            "| LM at serving | scoring | top-10 p50 ms | top-10 p99 ms | users/s (batch) | NDCG@10 | Recall@10 "
+            "| % of best fp32 NDCG@10 | % of LM NDCG@10 | Pareto |",
+            "|" + "---|" * 19,
         ]
         for r in rows:
             if str(r["dataset"]) != dataset:
@@ -243,13 +281,17 @@ def format_table(rows: Sequence[dict[str, Any]]) -> list[str]:
                 _fmt(r["serve_params"], ",.0f"),
                 _fmt(r["serve_bytes"], ",.0f"),
                 _fmt(r["bytes_per_item"], ".1f"),
+                _fmt(None if r["serve_bytes"] is None else r["serve_bytes"] / 1e6, ".3f"),
                 _fmt(r["lm_at_serving"], ""),
+                r.get("scoring") or "n/a",
                 _fmt(r["p50_ms"], ".3f"),
                 _fmt(r["p99_ms"], ".3f"),
                 _fmt(r["users_per_s"], ",.0f"),
                 _quality(r["ndcg@10"], r["ndcg@10_std"]),
                 _quality(r["recall@10"], r["recall@10_std"]),
+                _fmt(None if r["ndcg_of_best"] is None else 100 * r["ndcg_of_best"], ".0f"),
                 _fmt(None if r["ndcg_retained"] is None else 100 * r["ndcg_retained"], ".0f"),
+                "yes" if r["pareto"] else "",
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
@@ -264,7 +306,7 @@ def plot_quality_vs_bytes(rows: Sequence[dict[str, Any]], dataset: str, path: Pa
     pts = [r for r in rows if r["dataset"] == dataset and r["ndcg@10"] is not None and r["bytes_per_item"]]
     if not pts:
         return False
-    markers = {"fp32": "o", "fp16": "s", "int8": "^", "binary": "x"}
+    markers = {"fp32": "o", "fp16": "s", "int8": "^", "binary": "x", "pq4": "v", "pq8": "D", "pq16": "P"}
     fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
     for r in pts:
         ax.errorbar(
@@ -277,6 +319,12 @@ def plot_quality_vs_bytes(rows: Sequence[dict[str, Any]], dataset: str, path: Pa
         ax.annotate(
             f"{r['model']} {r['dim']}d {r['precision']}", (r["bytes_per_item"], r["ndcg@10"]), fontsize=6
         )
+    front = sorted((r for r in pts if r.get("pareto")), key=lambda r: r["bytes_per_item"])
+    if front:
+        xs, ys = [r["bytes_per_item"] for r in front], [r["ndcg@10"] for r in front]
+        ax.step(xs, ys, where="post", color="tab:red", linewidth=1, label="Pareto front")
+        ax.scatter(xs, ys, s=120, facecolors="none", edgecolors="tab:red")
+        ax.legend(loc="lower right", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("bytes per item (serving tables)")
     ax.set_ylabel("test NDCG@10")
@@ -341,8 +389,12 @@ def build_table(
         "weights where an LM runs per request); bytes/item counts the item side only; latency: top-10 over all "
         f"items for one random user (p50/p99 of 200 requests) and batched throughput (256 users), CPU, {latency_note}; "
         "quality: full-ranking test NDCG@10 / Recall@10 of each run (quantised rows ranked with their quantised "
-        "scores), mean ± sample std over the row's n seeds; % of LM: NDCG@10 over that of the frozen LM "
-        "(lm_content) on the same dataset.",
+        "scores), mean ± sample std over the row's n seeds; % of best fp32: NDCG@10 over the best fp32 row of the "
+        "dataset (no LM at serving); % of LM: NDCG@10 over that of the frozen LM (lm_content) on the same dataset; "
+        "Pareto: no row has fewer or equal bytes/item and a higher NDCG@10. serve MB = serve bytes / 1e6 (PQ: "
+        "user table fp32 + item codes + shared codebooks; bytes/item counts the codes only). scoring: the served "
+        "path timed (decoded = table decoded once to fp32 at load, RAM = fp32 size; faiss = faiss over the codes; "
+        "reference = the quantised product per request).",
         "",
         *format_table(rows),
         "## Protocol",

@@ -1,7 +1,8 @@
 """A self-contained exported model (``python -m recsys_gnn.export``) and top-K retrieval over it.
 
 Folder layout:
-    tables.safetensors  user_emb, item_emb (+ user_scale, item_scale for int8) as the quantiser stored them
+    tables.safetensors  user_emb, item_emb (+ user_scale, item_scale for int8; pq_codebooks (+ pq_rotation) for
+                        PQ, whose user_emb stays fp32) as the quantiser stored them
     known.safetensors   indptr (U+1,) int64, indices (nnz,) int64: each user's train+val items (CSR)
     index.json          {"user_ids": [U], "item_ids": [I], "item_titles": [I]} (the dataset's original ids)
     metadata.json       quantisation, dims, config, metrics, protocol, version, file checksums
@@ -23,6 +24,7 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from recsys_gnn.compress.quantize import Encoded, Quantizer
+from recsys_gnn.compress.search import Searcher
 from recsys_gnn.data.errors import UnknownIdError
 
 log = logging.getLogger(__name__)
@@ -207,7 +209,16 @@ class Artifact:
             out["user_scale"] = self.users.scale
         if self.items.scale is not None:
             out["item_scale"] = self.items.scale
+        if self.items.codebooks is not None:
+            out["pq_codebooks"] = self.items.codebooks
+        if self.items.rotation is not None:
+            out["pq_rotation"] = self.items.rotation
         return out
+
+    @cached_property
+    def searcher(self) -> Searcher:
+        """The served scoring path over the item table (built on first use; see recsys_gnn.compress.search)."""
+        return Searcher(self.quantizer, self.items)
 
     # -- ids --------------------------------------------------------------------------------------------------
     def user_index(self, user_id: str) -> int:
@@ -235,7 +246,7 @@ class Artifact:
     # -- scoring ----------------------------------------------------------------------------------------------
     def score_users(self, rows: Tensor) -> Tensor:
         """Scores ``(B, I)`` of stored users ``rows`` ``(B,)`` against every item."""
-        return self.quantizer.scores(self.users.rows(rows), self.items)
+        return self.searcher.scores(self.users.rows(rows))
 
     def _check_k(self, k: int) -> int:
         if isinstance(k, bool) or not isinstance(k, int | np.integer):
@@ -255,8 +266,13 @@ class Artifact:
             pairs = self._faiss.search(query, k + len(np.unique(exclude)), cosine=cosine)
             excluded = set(exclude.tolist())
             pairs = [(i, s) for i, s in pairs if i not in excluded][:k]
+        elif not cosine and self.searcher.method == "faiss":  # PQ codes: faiss scans them, no (I,) scores
+            vals, idx = self.searcher.search(query, k + len(np.unique(exclude)))
+            excluded = set(exclude.tolist())
+            pairs = [(int(i), float(v)) for i, v in zip(idx[0], vals[0], strict=True) if i >= 0]
+            pairs = [(i, s) for i, s in pairs if i not in excluded][:k]
         else:
-            scores = self.quantizer.scores(query, self.items)[0]  # (I,)
+            scores = self.searcher.scores(query)[0]  # (I,)
             if cosine:
                 query_norm = self.quantizer.decode(query)[0].norm()
                 scores = scores / (query_norm * self.item_norms).clamp_min(1e-12)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from recsys_gnn.compress.quantize import (
+    PQ_SUBSPACES,
     QUANTIZATIONS,
     Quantizer,
     binarize,
@@ -134,7 +135,7 @@ def test_hamming_width_mismatch() -> None:
         hamming_distance(torch.zeros(2, 1, dtype=torch.int8), torch.zeros(2, 1, dtype=torch.int8))
 
 
-@pytest.mark.parametrize("name", QUANTIZATIONS)
+@pytest.mark.parametrize("name", [q for q in QUANTIZATIONS if q not in PQ_SUBSPACES])  # PQ: test_pq.py
 def test_quantizer_compress_split_and_scores(name: str) -> None:
     tables = {"user_emb": randn(6, 20, seed=3), "item_emb": randn(15, 20, seed=4)}
     qz = Quantizer(name)
