@@ -34,6 +34,9 @@ def test_news_domain_defaults(make_cfg) -> None:
     assert cfg.dataset.name == "nemig" and cfg.data.sampling == "impressions"
     assert cfg.data.impression_negatives == 4 and cfg.monitor == "val_impressions/auc"
     assert cfg.callbacks.early_stopping.monitor == "val_impressions/auc"
+    assert cfg.model.similarity == "dot" and cfg.module.temperature == 1.0  # model=news_compressor
+    assert make_cfg(["domain=news", "model=compressor"]).model.similarity == "cosine"
+    assert make_cfg(["domain=news", "model=ctr"]).model._target_.endswith("ImpressionCTR")
     assert make_cfg([]).data.sampling == "uniform"
 
 
