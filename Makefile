@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 LOCK ?= requirements/cpu.lock
 # install-cuda: CUDA build of the wheels; cu121 (default) or cu118. PyPI's torch 2.2.1 already is a cu121 build.
 CUDA ?= cu121
+# make bench also serves top-10 from a synthetic catalogue of this many items (recsys_gnn.bench.catalogue).
+CATALOGUE_ITEMS ?= 1000000
 DGL_WHEELS := https://data.dgl.ai/wheels/torch-2.2/$(CUDA)/repo.html
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
@@ -65,6 +67,7 @@ train: install
 
 bench: install
 	$(PY) -m recsys_gnn.bench $(ARGS)
+	$(PY) -m recsys_gnn.bench.catalogue --items $(CATALOGUE_ITEMS) --out experiments/bench/catalogue.md
 
 clean:
 	rm -rf logs outputs multirun .pytest_cache .ruff_cache
