@@ -161,3 +161,23 @@ def test_students_of_one_teacher_config_share_a_row_across_seeds() -> None:
         )
 
     assert _label(student(1)) == _label(student(2)) == "DistilledCompressor GCN teacher=dim64"
+
+
+def test_share_of_the_best_fp32_model_and_the_pareto_front(sweep: Path, tmp_path: Path) -> None:
+    _job(sweep, "gcn_pq", GNN, 3, 4, {"fp32": 0.3, "pq4": 0.27}, teacher_ndcg=0.1)
+    rows = build_table(sweep, tmp_path / "out", remeasure=False)
+    by = {(r["model"], r["precision"]): r for r in rows}
+    gcn, pq = by[("GNNCompressor GCN", "fp32")], by[("GNNCompressor GCN", "pq4")]
+    assert gcn["ndcg_of_best"] == pytest.approx(1.0)  # the best fp32 row of the dataset (seeds 1-3: 0.3)
+    assert by[("LMContent", "fp32")]["ndcg_of_best"] == pytest.approx(0.1 / 0.3)
+    assert pq["ndcg_of_best"] == pytest.approx(0.9) and pq["ndcg_retained"] == pytest.approx(2.7)
+    assert pq["bytes_per_item"] == 4  # 4 one-byte codes; the codebooks count in serve bytes
+    pareto = {key for key, r in by.items() if r["pareto"]}
+    # pq4 (4 B, 0.27) and int8 (8 B, 0.28) and fp32 (16 B, 0.3) each beat everything smaller; the LM rows lose
+    assert pareto == {
+        ("GNNCompressor GCN", "pq4"),
+        ("GNNCompressor GCN", "int8"),
+        ("GNNCompressor GCN", "fp32"),
+    }
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "% of best fp32 NDCG@10" in md and "| 90 | 270 | yes |" in md
