@@ -43,6 +43,13 @@ class TrainPairs(Dataset):
         self.num_negatives = num_negatives
         self.keys = np.unique(self.pairs[:, 0] * self.n_items + self.pairs[:, 1])
         self.rng = np.random.default_rng(seed)
+        self.seen: sp.csr_matrix | None = None
+        if self.shared_negatives:
+            # (U, I) bool CSR of the training pairs: neg_valid of a batch is one (B, N) fancy-index lookup, ~50x
+            # faster than searchsorting B * N keys (which took ~9% of a default compressor step)
+            rows, cols = np.divmod(self.keys, self.n_items)
+            ones = np.ones(len(self.keys), dtype=bool)
+            self.seen = sp.csr_matrix((ones, (rows, cols)), shape=(data.n_users, self.n_items))
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -65,13 +72,12 @@ class TrainPairs(Dataset):
         if self.shared_negatives:
             # one set of N uniform items for the whole batch; neg_valid marks those not in the user's train set
             neg = self.rng.integers(0, self.n_items, size=self.num_negatives)
-            keys = users[:, None] * self.n_items + neg[None, :]
-            pos = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
+            assert self.seen is not None
             return {
                 "user": torch.from_numpy(users),
                 "pos": torch.from_numpy(self.pairs[idx, 1]),
                 "neg": torch.from_numpy(neg),
-                "neg_valid": torch.from_numpy(self.keys[pos] != keys),
+                "neg_valid": torch.from_numpy(~self.seen[users][:, neg].toarray()),
                 "weight": torch.from_numpy(self.weight[idx]),
             }
         return {
