@@ -12,6 +12,10 @@ Every scheme scores a user and an item by the dot product of their *decoded* vec
   serving computes as a sum of M look-ups in a ``(M, 256)`` table of ``u``'s sub-vector products.
 - ``opq4`` / ``opq8`` / ``opq16``: the same after a learned orthogonal rotation R (faiss ``OPQMatrix``, Ge et al.,
   CVPR 2013) that balances the variance between sub-spaces; ``u . R^T c = (R u) . c``, so queries are rotated.
+- ``rq4`` / ``rq8`` / ``rq16`` (residual quantisation, an additive code; faiss ``ResidualQuantizer``, beam search):
+  M one-byte codes into M codebooks of 256 *full-dimensional* codewords, the item is their sum; each codebook
+  codes the residual the previous ones left. Same bytes per item and the same asymmetric look-up-table scoring
+  (``u . sum_m c_m = sum_m u . c_m``), codebooks ``(M, 256, D)`` instead of ``(M, 256, D / M)``.
 
 Only the item side of PQ is coded: ``encode`` (queries, users) keeps floats, ``encode_items`` learns the codebooks.
 """
@@ -28,10 +32,12 @@ import torch
 from torch import Tensor
 
 PQ_SUBSPACES = {"pq4": 4, "pq8": 8, "pq16": 16, "opq4": 4, "opq8": 8, "opq16": 16}  # M = bytes per item
+PQ_SUBSPACES.update({"rq4": 4, "rq8": 8, "rq16": 16})  # additive (residual) codes: M full-width codebooks
 QUANTIZATIONS = ("fp32", "fp16", "int8", "binary", *PQ_SUBSPACES)
 PQ_CENTROIDS = 256  # 8-bit codes
 PQ_SEED = 1234
 OPQ_ITERATIONS = 10  # faiss' default 50 costs ~10x a PQ training; see experiments/compression/pq.md
+RQ_BEAM = 8  # beam width of residual-quantisation encoding (faiss' default 5)
 INT8_MAX = 127
 _BIT_WEIGHTS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)  # most significant bit first
 _ITEM_CHUNK = 16384  # item rows converted at once when scoring (bounds temporary memory)
@@ -288,26 +294,64 @@ def train_pq(x: Tensor, m: int, rotate: bool = False, seed: int = PQ_SEED) -> tu
     return torch.from_numpy(codebooks.copy()), None if rotation is None else torch.from_numpy(rotation)
 
 
-def _check_codebooks(codebooks: Tensor, rotation: Tensor | None = None) -> None:
+def train_rq(x: Tensor, m: int, beam: int = RQ_BEAM) -> Tensor:
+    """Learn M residual codebooks of 256 full-width codewords (faiss ``ResidualQuantizer``, beam search).
+
+    With fewer than 256 rows the first codebook holds every row and the others are zero (lossless codes).
+
+    Args:
+        x: ``(N, D)`` float.
+        m: codebooks = bytes per coded row.
+        beam: beam width while training and encoding.
+    Returns:
+        ``(M, 256, D)`` float32.
+    """
+    _check_matrix(x, "rq training input")
+    n, dim = x.shape
+    xs = np.ascontiguousarray(x.detach().to(torch.float32).numpy())
+    if n < PQ_CENTROIDS:
+        codebooks = np.zeros((m, PQ_CENTROIDS, dim), dtype=np.float32)
+        codebooks[0] = xs[np.arange(PQ_CENTROIDS) % max(n, 1)]
+        return torch.from_numpy(codebooks)
+    faiss = _faiss()
+    rq = faiss.ResidualQuantizer(dim, m, 8)
+    rq.max_beam_size = beam
+    rq.train(xs)
+    return torch.from_numpy(faiss.vector_to_array(rq.codebooks).reshape(m, PQ_CENTROIDS, dim).copy())
+
+
+def _check_codebooks(codebooks: Tensor, rotation: Tensor | None = None, additive: bool = False) -> None:
     if codebooks.dim() != 3 or codebooks.shape[1] != PQ_CENTROIDS or codebooks.dtype != torch.float32:
         raise ValueError(
-            f"codebooks must be float32 (M, {PQ_CENTROIDS}, D / M); got {codebooks.dtype} {tuple(codebooks.shape)}"
+            f"codebooks must be float32 (M, {PQ_CENTROIDS}, D / M) (or (M, {PQ_CENTROIDS}, D) additive); "
+            f"got {codebooks.dtype} {tuple(codebooks.shape)}"
         )
-    dim = codebooks.shape[0] * codebooks.shape[2]
+    dim = codebooks.shape[2] if additive else codebooks.shape[0] * codebooks.shape[2]
     if rotation is not None and tuple(rotation.shape) != (dim, dim):
         raise ValueError(
             f"rotation must be ({dim}, {dim}) for codebooks of D={dim}; got {tuple(rotation.shape)}"
         )
 
 
-def pq_encode(x: Tensor, codebooks: Tensor, rotation: Tensor | None = None) -> Tensor:
-    """Nearest centroid of each sub-vector: ``(N, D)`` float -> ``(N, M)`` uint8 codes (faiss)."""
+def pq_encode(x: Tensor, codebooks: Tensor, rotation: Tensor | None = None, additive: bool = False) -> Tensor:
+    """Nearest centroid of each sub-vector: ``(N, D)`` float -> ``(N, M)`` uint8 codes (faiss).
+
+    ``additive``: residual codes (beam search over the M full-width codebooks in order).
+    """
     _check_matrix(x, "pq input")
-    _check_codebooks(codebooks, rotation)
+    _check_codebooks(codebooks, rotation, additive)
     m, _, dsub = codebooks.shape
-    if x.shape[1] != m * dsub:
-        raise ValueError(f"pq input has {x.shape[1]} dims but the codebooks code {m * dsub}")
+    width = dsub if additive else m * dsub
+    if x.shape[1] != width:
+        raise ValueError(f"pq input has {x.shape[1]} dims but the codebooks code {width}")
     faiss = _faiss()
+    if additive:
+        rq = faiss.ResidualQuantizer(width, m, 8)
+        rq.max_beam_size = RQ_BEAM
+        faiss.copy_array_to_vector(np.ascontiguousarray(codebooks.numpy()).ravel(), rq.codebooks)
+        rq.is_trained = True
+        xs = np.ascontiguousarray(x.detach().to(torch.float32).numpy())
+        return torch.from_numpy(rq.compute_codes(xs))
     xs = x.detach().to(torch.float32)
     if rotation is not None:
         xs = xs @ rotation.T
@@ -324,37 +368,53 @@ def _check_pq_codes(codes: Tensor, codebooks: Tensor) -> None:
         )
 
 
-def pq_decode(codes: Tensor, codebooks: Tensor, rotation: Tensor | None = None) -> Tensor:
-    """``(N, M)`` uint8 codes -> ``(N, D)`` float32: the concatenated centroids (rotated back for OPQ)."""
-    _check_codebooks(codebooks, rotation)
+def pq_decode(
+    codes: Tensor, codebooks: Tensor, rotation: Tensor | None = None, additive: bool = False
+) -> Tensor:
+    """``(N, M)`` uint8 codes -> ``(N, D)`` float32: the concatenated centroids (rotated back for OPQ), or for
+    ``additive`` codes the sum of the M codewords."""
+    _check_codebooks(codebooks, rotation, additive)
     _check_pq_codes(codes, codebooks)
     m = codebooks.shape[0]
-    out = codebooks[torch.arange(m), codes.long()].reshape(len(codes), -1)  # (N, M, dsub) -> (N, D)
+    picked = codebooks[torch.arange(m), codes.long()]  # (N, M, dsub or D)
+    out = picked.sum(dim=1) if additive else picked.reshape(len(codes), -1)
     return out if rotation is None else out @ rotation
 
 
-def pq_lookup_tables(users: Tensor, codebooks: Tensor, rotation: Tensor | None = None) -> Tensor:
-    """``(B, M, 256)`` products of each user's sub-vectors with every centroid of the matching codebook."""
-    _check_codebooks(codebooks, rotation)
+def pq_lookup_tables(
+    users: Tensor, codebooks: Tensor, rotation: Tensor | None = None, additive: bool = False
+) -> Tensor:
+    """``(B, M, 256)`` products of each user's sub-vectors with every centroid of the matching codebook (for
+    ``additive`` codes: of the whole user vector with every codeword)."""
+    _check_codebooks(codebooks, rotation, additive)
     m, _, dsub = codebooks.shape
     u = users.to(torch.float32)
     if rotation is not None:
         u = u @ rotation.T
+    if additive:
+        return torch.einsum("bd,mkd->bmk", u, codebooks)
     return torch.einsum("bmd,mkd->bmk", u.reshape(len(u), m, dsub), codebooks)
 
 
-def pq_scores(users: Tensor, codes: Tensor, codebooks: Tensor, rotation: Tensor | None = None) -> Tensor:
+def pq_scores(
+    users: Tensor,
+    codes: Tensor,
+    codebooks: Tensor,
+    rotation: Tensor | None = None,
+    additive: bool = False,
+) -> Tensor:
     """Asymmetric inner products ``u . decode(code_i)``, summed from the users' look-up tables.
 
     Args:
         users: ``(B, D)`` float (exact).
         codes: ``(I, M)`` uint8.
-        codebooks: ``(M, 256, D / M)`` float32; rotation: ``(D, D)`` or None.
+        codebooks: ``(M, 256, D / M)`` float32 (additive: ``(M, 256, D)``); rotation: ``(D, D)`` or None.
+        additive: residual (summed) codes instead of sub-spaces.
     Returns:
         ``(B, I)`` float32.
     """
     _check_pq_codes(codes, codebooks)
-    lut = pq_lookup_tables(users, codebooks, rotation).reshape(len(users), -1)  # (B, M * 256)
+    lut = pq_lookup_tables(users, codebooks, rotation, additive).reshape(len(users), -1)  # (B, M * 256)
     m = codebooks.shape[0]
     out = torch.empty(len(users), len(codes))
     offsets = torch.arange(m) * PQ_CENTROIDS
@@ -378,6 +438,8 @@ class Encoded:
         dim: D, the embedding dimension the table codes.
         codebooks: ``(M, 256, D / M)`` float32 for PQ-coded rows (shared by every row), else None.
         rotation: ``(D, D)`` float32 OPQ rotation of PQ-coded rows, else None.
+
+    Residual (additive) codes have codebooks ``(M, 256, D)``; see :attr:`additive`.
     """
 
     data: Tensor
@@ -396,8 +458,15 @@ class Encoded:
 
     @property
     def pq_coded(self) -> bool:
-        """Whether the rows are PQ codes (else floats, int8 or bits)."""
+        """Whether the rows are PQ or RQ codes (else floats, int8 or bits)."""
         return self.codebooks is not None
+
+    @property
+    def additive(self) -> bool:
+        """Whether the codes are additive (RQ: full-width codewords summed) rather than PQ sub-spaces."""
+        return (
+            self.codebooks is not None and self.codebooks.shape[0] > 1 and self.codebooks.shape[2] == self.dim
+        )
 
     def tensors(self) -> list[Tensor]:
         """The stored tensors (codes, then scales, codebooks and rotation if any)."""
@@ -407,7 +476,8 @@ class Encoded:
 
 class Quantizer:
     """A quantisation scheme chosen by name: ``"fp32"``, ``"fp16"``, ``"int8"``, ``"binary"``, ``"pq4"``,
-    ``"pq8"``, ``"pq16"`` or (rotated) ``"opq4"``, ``"opq8"``, ``"opq16"``.
+    ``"pq8"``, ``"pq16"``, (rotated) ``"opq4"``, ``"opq8"``, ``"opq16"`` or (residual) ``"rq4"``, ``"rq8"``,
+    ``"rq16"``.
 
     ``compress`` turns float tables into the tensors to store (keys ``user_emb``, ``item_emb`` and, for int8,
     ``user_scale``, ``item_scale``; for PQ, ``pq_codebooks`` and, for OPQ, ``pq_rotation``); ``split`` reads them
@@ -441,8 +511,13 @@ class Quantizer:
         cached = _PQ_CACHE.get(self.name)
         if cached is not None and cached[1] == key:
             return cached[2]
-        codebooks, rotation = train_pq(x, PQ_SUBSPACES[self.name], rotate=self.name.startswith("opq"))
-        enc = Encoded(pq_encode(x, codebooks, rotation), None, int(x.shape[1]), codebooks, rotation)
+        m, dim = PQ_SUBSPACES[self.name], int(x.shape[1])
+        if self.name.startswith("rq"):
+            codebooks = train_rq(x, m)
+            enc = Encoded(pq_encode(x, codebooks, additive=True), None, dim, codebooks)
+        else:
+            codebooks, rotation = train_pq(x, m, rotate=self.name.startswith("opq"))
+            enc = Encoded(pq_encode(x, codebooks, rotation), None, dim, codebooks, rotation)
         _PQ_CACHE[self.name] = (x, key, enc)  # holding x keeps its memory (data_ptr) from being reused
         return enc
 
@@ -451,7 +526,7 @@ class Quantizer:
         _check_matrix(x, f"{self.name} input")
         dim = int(x.shape[1])
         if self.name == "fp32" or self.pq:
-            if self.pq:
+            if self.pq and not self.name.startswith("rq"):
                 _pq_check(dim, PQ_SUBSPACES[self.name])
             return Encoded(x.detach().to(torch.float32).contiguous(), None, dim)
         if self.name == "fp16":
@@ -464,7 +539,7 @@ class Quantizer:
     def decode(self, enc: Encoded) -> Tensor:
         """The float32 vectors ``(N, D)`` the scores are dot products of (``+1/-1`` signs for binary)."""
         if enc.pq_coded:
-            return pq_decode(enc.data, enc.codebooks, enc.rotation)
+            return pq_decode(enc.data, enc.codebooks, enc.rotation, enc.additive)
         if self.name in ("fp32", "fp16") or self.pq:
             return enc.data.to(torch.float32)
         if self.name == "int8":
@@ -482,13 +557,13 @@ class Quantizer:
                 raise ValueError(f"{self.name} items must be PQ codes (encode_items)")
             u = self.decode(users)  # a coded item as query (similar items) is decoded first
             if len(u) <= _XOR_MAX_USERS:
-                return pq_scores(u, items.data, items.codebooks, items.rotation)
+                return pq_scores(u, items.data, items.codebooks, items.rotation, items.additive)
             # many queries: the same sums as one BLAS product with the (rotated-space) centroids of each item
             if items.rotation is not None:
                 u = u @ items.rotation.T
             return torch.cat(
                 [
-                    u @ pq_decode(items.data[i : i + _ITEM_CHUNK], items.codebooks).T
+                    u @ pq_decode(items.data[i : i + _ITEM_CHUNK], items.codebooks, additive=items.additive).T
                     for i in range(0, len(items), _ITEM_CHUNK)
                 ],
                 dim=1,
@@ -527,12 +602,14 @@ class Quantizer:
         ``item_emb`` (I, D)) into the tensors to store."""
         get = tables.get if isinstance(tables, Mapping) else lambda key: getattr(tables, key, None)
         out: dict[str, Tensor] = {}
+        widths: dict[str, int] = {}
         for who in ("user", "item"):
             x = get(f"{who}_emb")
             if x is None:
                 raise ValueError(f"tables have no {who}_emb")
             x = torch.as_tensor(x)
             enc = self.encode_items(x) if who == "item" else self.encode(x)
+            widths[who] = enc.dim
             out[f"{who}_emb"] = enc.data
             if enc.scale is not None:
                 out[f"{who}_scale"] = enc.scale
@@ -541,10 +618,10 @@ class Quantizer:
             if enc.rotation is not None:
                 out["pq_rotation"] = enc.rotation
         if self.pq:
-            if out["user_emb"].shape[1] != out["pq_codebooks"].shape[0] * out["pq_codebooks"].shape[2]:
+            if widths["user"] != widths["item"]:
                 raise ValueError(
                     f"user_emb and item_emb differ in width: {tuple(out['user_emb'].shape)} vs "
-                    f"{out['pq_codebooks'].shape[0] * out['pq_codebooks'].shape[2]}-d codes"
+                    f"{widths['item']}-d codes"
                 )
         elif out["user_emb"].shape[1:] != out["item_emb"].shape[1:]:
             raise ValueError(
@@ -559,14 +636,15 @@ class Quantizer:
         codebooks = rotation = None
         if self.pq:
             m = PQ_SUBSPACES[self.name]
-            _pq_check(dim, m)
+            additive = self.name.startswith("rq")
+            width = dim if additive else _pq_check(dim, m)
             if "pq_codebooks" not in stored:
                 raise ValueError(f"{self.name} tables lack 'pq_codebooks'; found {sorted(stored)}")
             codebooks, rotation = stored["pq_codebooks"], stored.get("pq_rotation")
-            _check_codebooks(codebooks, rotation)
-            if tuple(codebooks.shape) != (m, PQ_CENTROIDS, dim // m):
+            _check_codebooks(codebooks, rotation, additive)
+            if tuple(codebooks.shape) != (m, PQ_CENTROIDS, width):
                 raise ValueError(
-                    f"pq_codebooks should be ({m}, {PQ_CENTROIDS}, {dim // m}) for {self.name} at dim {dim}; "
+                    f"pq_codebooks should be ({m}, {PQ_CENTROIDS}, {width}) for {self.name} at dim {dim}; "
                     f"got {tuple(codebooks.shape)}"
                 )
             if self.name.startswith("opq") and rotation is None:

@@ -30,7 +30,7 @@ def unit(n: int, d: int, seed: int = 0) -> torch.Tensor:
     )
 
 
-@pytest.mark.parametrize("name", ["pq4", "pq8", "pq16", "opq8"])
+@pytest.mark.parametrize("name", ["pq4", "pq8", "pq16", "opq8", "rq8"])
 def test_codes_shapes_and_bytes(name: str) -> None:
     m = PQ_SUBSPACES[name]
     qz = Quantizer(name)
@@ -40,13 +40,15 @@ def test_codes_shapes_and_bytes(name: str) -> None:
         64,
     )  # users stay exact
     assert stored["item_emb"].dtype == torch.uint8 and stored["item_emb"].shape == (600, m)
-    assert stored["pq_codebooks"].shape == (m, 256, 64 // m)
+    width = 64 if name.startswith("rq") else 64 // m  # residual codewords are full width
+    assert stored["pq_codebooks"].shape == (m, 256, width)
     assert ("pq_rotation" in stored) == name.startswith("opq")
     row = report_row("m", serve_tensors=stored, n_items=600, train_params=0, lm_at_serving=False)
     assert (
         row["bytes_per_item"] == m
     )  # one byte per sub-space; the shared codebooks count in serve bytes only
-    assert row["serve_bytes"] == 7 * 64 * 4 + 600 * m + 256 * 64 * 4 + (64 * 64 * 4 if name == "opq8" else 0)
+    rotation = 64 * 64 * 4 if name == "opq8" else 0
+    assert row["serve_bytes"] == 7 * 64 * 4 + 600 * m + m * 256 * width * 4 + rotation
     users, items = qz.split(stored, dim=64)
     decoded = qz.decode(items)
     assert decoded.shape == (600, 64)
@@ -124,17 +126,16 @@ def test_pq_ranks_through_the_full_ranking_evaluator() -> None:
     users, items = unit(40, 16, seed=4), unit(400, 16, seed=5)
     # make the test item of every user the best by far, so every scheme that keeps the geometry finds it
     items[data.test[:, 1]] = users[data.test[:, 0]]
-    out = evaluate_quantized(users, items, data, schemes=("fp32", "pq4", "pq8", "opq8"), ks=(10,))
-    assert {f"test_{s}/{m}@10" for s in ("fp32", "pq4", "pq8", "opq8") for m in ("ndcg", "recall")} <= set(
-        out
-    )
+    schemes = ("fp32", "pq4", "pq8", "opq8", "rq4")
+    out = evaluate_quantized(users, items, data, schemes=schemes, ks=(10,))
+    assert {f"test_{s}/{m}@10" for s in schemes for m in ("ndcg", "recall")} <= set(out)
     assert out["test_fp32/ndcg@10"] == pytest.approx(1.0)
-    for s in ("pq4", "pq8", "opq8"):
+    for s in schemes[1:]:
         assert 0.5 < out[f"test_{s}/ndcg@10"] <= 1.0
     assert out["test_pq8/recall@10"] >= out["test_pq4/recall@10"] - 0.1  # more bytes, not worse (up to noise)
 
 
-@pytest.mark.parametrize("name", ["fp32", "fp16", "int8", "binary", "pq4", "pq8", "opq8"])
+@pytest.mark.parametrize("name", ["fp32", "fp16", "int8", "binary", "pq4", "pq8", "opq8", "rq4"])
 def test_served_scoring_paths_rank_like_the_reference(name: str) -> None:
     qz = Quantizer(name)
     users, items = qz.encode(unit(9, 64, seed=6)), qz.encode_items(unit(1000, 64, seed=7))
@@ -148,7 +149,13 @@ def test_served_scoring_paths_rank_like_the_reference(name: str) -> None:
         if name != "binary":  # Hamming scores tie; the tied items may come back in another order
             assert torch.equal(idx, ref_idx), method
         torch.testing.assert_close(searcher.scores(users), ref, rtol=1e-5, atol=1e-5)
-    expected = {"binary": "reference", "fp32": "decoded", "fp16": "decoded", "int8": "decoded"}
+    expected = {
+        "binary": "reference",
+        "fp32": "decoded",
+        "fp16": "decoded",
+        "int8": "decoded",
+        "rq4": "decoded",
+    }
     assert resolve_method(name) == expected.get(name, "faiss")
     with pytest.raises(ValueError, match="unknown scoring method"):
         Searcher(qz, items, "gpu")
@@ -163,3 +170,23 @@ def test_int8_fast_path_equals_the_exact_integer_ranking() -> None:
     ref_vals, ref_idx = torch.topk(exact, 10)
     assert torch.equal(fast_idx, ref_idx)
     torch.testing.assert_close(fast_vals.double(), ref_vals, rtol=1e-5, atol=1e-6)
+
+
+def test_residual_codes_sum_full_width_codewords() -> None:
+    rng = np.random.default_rng(1)
+    m, dim = 3, 5
+    codebooks = rng.normal(size=(m, 256, dim)).astype(np.float32)
+    codes = rng.integers(0, 256, size=(9, m)).astype(np.uint8)
+    users = rng.normal(size=(2, dim)).astype(np.float32)
+    dec = sum(codebooks[j, codes[:, j]] for j in range(m))  # (9, D): the item is the sum of its codewords
+    cb, cd = torch.from_numpy(codebooks), torch.from_numpy(codes)
+    np.testing.assert_allclose(pq_decode(cd, cb, additive=True).numpy(), dec, rtol=1e-5, atol=1e-6)
+    got = pq_scores(torch.from_numpy(users), cd, cb, additive=True)
+    np.testing.assert_allclose(got.numpy(), users @ dec.T, rtol=1e-5, atol=1e-5)
+    x = unit(700, 16, seed=11)
+    qz = Quantizer("rq4")
+    items = qz.encode_items(x)
+    assert items.additive and items.data.shape == (700, 4) and items.codebooks.shape == (4, 256, 16)
+    # each extra codebook codes what the previous ones left: the error is below plain 4-byte PQ's
+    pq_err = (Quantizer("pq4").decode(Quantizer("pq4").encode_items(x)) - x).norm(dim=1).mean()
+    assert float((qz.decode(items) - x).norm(dim=1).mean()) < float(pq_err)

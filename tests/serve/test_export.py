@@ -285,7 +285,7 @@ def test_faiss_index_returns_what_brute_force_returns(run: Path, tmp_path: Path,
     same(fast.similar("i507", k=5), brute.similar("i507", k=5))
 
 
-@pytest.mark.parametrize("quantization", ["pq4", "opq4"])
+@pytest.mark.parametrize("quantization", ["pq4", "opq4", "rq4"])
 def test_pq_export_ranks_like_the_in_memory_codes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quantization: str
 ) -> None:
@@ -299,7 +299,8 @@ def test_pq_export_ranks_like_the_in_memory_codes(
     out = export_run(run, out=tmp_path / quantization, quantization=quantization, latency_args=FAST)
     stored = load_file(str(out / "tables.safetensors"))
     assert stored["item_emb"].dtype == torch.uint8 and stored["item_emb"].shape == (300, 4)
-    assert stored["user_emb"].dtype == torch.float32 and stored["pq_codebooks"].shape == (4, 256, DIM // 4)
+    width = DIM if quantization == "rq4" else DIM // 4  # residual codewords are full width
+    assert stored["user_emb"].dtype == torch.float32 and stored["pq_codebooks"].shape == (4, 256, width)
     assert ("pq_rotation" in stored) == (quantization == "opq4")
     tables = load_tables(run / "tables")
     qz = Quantizer(quantization)
@@ -307,7 +308,7 @@ def test_pq_export_ranks_like_the_in_memory_codes(
     assert torch.equal(items.data, stored["item_emb"])
     decoded = qz.decode(items)
     art = Artifact.load(out)
-    assert art.searcher.method == "faiss"
+    assert art.searcher.method == ("decoded" if quantization == "rq4" else "faiss")
     for u in range(N_USERS):
         scores = tables.user_emb[u] @ decoded.T
         seen = art.known_items(u)
@@ -318,7 +319,7 @@ def test_pq_export_ranks_like_the_in_memory_codes(
         np.testing.assert_allclose([r["score"] for r in got], ref.values.numpy(), rtol=1e-5, atol=1e-6)
     report = json.loads((out / "compression.json").read_text())
     row = report["rows"][0]
-    assert row["bytes_per_item"] == 4 and row["scoring"] == "faiss"
+    assert row["bytes_per_item"] == 4 and row["scoring"] == art.searcher.method
     assert row["serve_bytes"] == sum(t.numel() * t.element_size() for t in stored.values())
     brute, fast = (
         Artifact.load(out),
