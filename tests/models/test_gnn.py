@@ -456,10 +456,10 @@ def test_gat_rejects_negative_edge_weights(graph) -> None:
         GAT(8)(graph, feat, -ew)
 
 
+@pytest.mark.parametrize("g", [0.0, 0.3])
 @pytest.mark.parametrize("aggregator", ["mean", "sum"])
-def test_sage_matches_dense_update_rule(graph, aggregator: str) -> None:
+def test_sage_matches_dense_update_rule(graph, aggregator: str, g: float) -> None:
     feat, ew = inputs(graph, 8, True)
-    g = 0.3
     model = SAGE(8, num_layers=3, aggregator=aggregator, self_weight=g)
     w = dense(graph, ew)
     has = w.sum(1, keepdim=True) > 0
