@@ -48,8 +48,8 @@ class GAT(GNNStack):
     residual - the per-layer transform and non-linearity that LightGCN found to hurt collaborative filtering;
     instead each layer smooths the features with attention weights and the layers are averaged. The
     attention acts on the normalised LightGCN weights (``prior``): it moves a node's total weight ``s_i`` between
-    its neighbours, so with uniform attention (``T`` large, or ``a = 0`` as initialised) the module *is*
-    LightGCN and training can only learn to deviate from it where that helps. An edge weight of 0 removes the
+    its neighbours, so with uniform attention (``T`` large, or ``a = 0`` as the additive attention is
+    initialised) the module is exactly LightGCN; the attention only tilts those weights. An edge weight of 0 removes the
     edge (the compressor's ``cold_dropout``). Nodes without incoming edges keep ``h^(0) / (K + 1)``, as in
     LightGCN: their own features, scaled. The attention is recomputed at each layer from that layer's features.
 
