@@ -6,7 +6,8 @@ The catalogue is random unit vectors (the cosine tables the compressor serves), 
 vectors. Rows:
 
 - ``exact fp32``: ``torch.topk(items @ u)`` over the whole table (the reference, recall 1 by definition);
-- ``IVF{nlist},PQ{m}`` (faiss ``IndexIVFPQ``, inner product) at several ``nprobe``;
+- ``IVF{nlist},PQ{m}`` (faiss ``IndexIVFPQ``, inner product) at several ``nprobe``, alone and with an exact
+  re-rank of ``k * k_factor`` candidates (``IndexRefineFlat``: keeps the fp32 vectors too);
 - ``IVF{nlist},Flat`` at several ``nprobe`` (no coding error: recall is limited by the probed lists only);
 - ``HNSW{M}`` (faiss ``IndexHNSWFlat``, inner product) at several ``efSearch`` (skipped with ``--no-hnsw``;
   building it is the slow part).
@@ -65,6 +66,7 @@ def run_catalogue(
     ef_searches: Sequence[int] = (64, 128, 256),
     hnsw: bool = True,
     seed: int = 0,
+    refine_factors: Sequence[int] = (10, 50),
 ) -> list[dict[str, Any]]:
     """Time exact and approximate top-``k`` over ``n_items`` random unit vectors; one row per index setting.
 
@@ -72,13 +74,15 @@ def run_catalogue(
     """
     threads = torch.get_num_threads()
     try:
-        return _run(n_items, dim, n_queries, k, nlist, pq_m, nprobes, hnsw_m, ef_searches, hnsw, seed)
+        return _run(
+            n_items, dim, n_queries, k, nlist, pq_m, nprobes, hnsw_m, ef_searches, hnsw, seed, refine_factors
+        )
     finally:
         torch.set_num_threads(threads)
 
 
 def _run(
-    n_items, dim, n_queries, k, nlist, pq_m, nprobes, hnsw_m, ef_searches, hnsw, seed
+    n_items, dim, n_queries, k, nlist, pq_m, nprobes, hnsw_m, ef_searches, hnsw, seed, refine_factors
 ) -> list[dict[str, Any]]:
     import faiss
 
@@ -140,6 +144,15 @@ def _run(
                 build,
                 per_item,
             )
+        if coded == "PQ" and refine_factors:
+            refined = faiss.IndexRefineFlat(index, faiss.swig_ptr(items))
+            for nprobe in nprobes[-2:]:
+                index.nprobe = nprobe
+                for factor in refine_factors:
+                    refined.k_factor = factor
+                    ids, times = _timed(lambda q, ix=refined: ix.search(q, k)[1], queries)
+                    name = f"IVF{nlist},PQ{pq_m} nprobe={nprobe} + exact re-rank of {k * factor}"
+                    add(name, ids, times, build, per_item + dim * 4)
     if hnsw:
         t0 = time.perf_counter()
         index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
