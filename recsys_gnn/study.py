@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 STAGES = ("tune", "final", "table")
 KINDS = ("id", "text", "lm", "other")
-COPIED = ("config.yaml", "metrics.json", "protocol.json", "run_info.json", "FAILED")
+COPIED = ("config.yaml", "metrics.json", "protocol.json", "run_info.json", "point.json", "FAILED")
 
 
 @dataclass
@@ -59,7 +59,14 @@ class Job:
 
     @property
     def done(self) -> bool:
-        return (self.folder / "metrics.json").is_file()
+        """Finished, and with this job's point: a final folder (``seed=N``) left by another chosen point (the
+        point recorded in its ``point.json``) is stale and runs again."""
+        if not (self.folder / "metrics.json").is_file():
+            return False
+        recorded = self.folder / "point.json"
+        return not recorded.is_file() or json.loads(recorded.read_text()) == json.loads(
+            json.dumps(self.point)
+        )
 
 
 @dataclass
@@ -242,6 +249,8 @@ def run_jobs(jobs: list[Job], n_parallel: int = 2, dry_run: bool = False) -> tup
     def one(job: Job) -> None:
         job.folder.mkdir(parents=True, exist_ok=True)
         (job.folder / "FAILED").unlink(missing_ok=True)
+        (job.folder / "metrics.json").unlink(missing_ok=True)  # a stale job of another point
+        (job.folder / "point.json").write_text(json.dumps(job.point, default=str))
         start = time.perf_counter()
         with open(job.folder / "job.log", "w") as out:
             rc = subprocess.run(job.argv, stdout=out, stderr=subprocess.STDOUT, env=env).returncode

@@ -117,3 +117,14 @@ def test_recorded_choices_fill_cells_without_tune_folders(tmp_path: Path) -> Non
     _finish(final[1], 0.12, val=0.2)
     text, _ = study.table(spec, study.merge_recorded(spec, {}), ["video"], ["mf"])
     assert "optimizer.lr=0.1 (recorded)" in text
+
+
+def test_a_final_folder_of_another_point_is_stale(tmp_path: Path) -> None:
+    spec = study.Spec.load(_spec(tmp_path))
+    job = study.final_jobs(spec, {"video/mf": {"point": {"optimizer.lr": 0.1}}}, ["video"], ["mf"])[1]
+    _finish(job, 0.1, val=0.2)
+    assert job.done  # no point.json: an older finished job, taken as it is
+    (job.folder / "point.json").write_text(json.dumps({"optimizer.lr": 0.2}))
+    assert not job.done
+    (job.folder / "point.json").write_text(json.dumps({"optimizer.lr": 0.1}))
+    assert job.done
