@@ -15,17 +15,8 @@ from recsys_gnn.eval.news import bootstrap_ci, evaluate_impressions, seen_in_tra
 from recsys_gnn.models.base import Recommender
 from recsys_gnn.models.baselines.ctr import ImpressionCTR, RandomScores, smoothed_ctr
 from recsys_gnn.models.history import history_users, impression_loss
+from tests.data.test_impressions import _imp
 from tests.models.test_baselines import make_data
-
-
-def _imp(user, cands, labels, split, history=()):
-    return {
-        "user": user,
-        "candidates": np.asarray(cands, dtype=np.int64),
-        "labels": np.asarray(labels, dtype=np.int64),
-        "split": split,
-        "history": np.asarray(history, dtype=np.int64),
-    }
 
 
 class _Context:
