@@ -113,14 +113,19 @@ def ranking_loss(
     raise ValueError(f"unknown loss {kind!r}; expected one of {LOSSES}")
 
 
-def finish_tables(similarity: str, user_emb: Tensor, item_emb: Tensor) -> tuple[Tensor, Tensor]:
-    """Tables as they are scored: unchanged for ``dot``, rows L2-normalised for ``cosine`` (so that every
-    consumer of ``embed()`` - training, evaluation, export, serving - ranks by the same cosine)."""
+def scored_rows(similarity: str, rows: Tensor) -> Tensor:
+    """``(..., D)`` rows as they are scored: unchanged for ``dot``, L2-normalised for ``cosine``."""
     if similarity == "cosine":
-        return F.normalize(user_emb, dim=-1), F.normalize(item_emb, dim=-1)
+        return F.normalize(rows, dim=-1)
     if similarity != "dot":
         raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
-    return user_emb, item_emb
+    return rows
+
+
+def finish_tables(similarity: str, user_emb: Tensor, item_emb: Tensor) -> tuple[Tensor, Tensor]:
+    """Tables as they are scored (:func:`scored_rows`), so that every consumer of ``embed()`` - training,
+    evaluation, export, serving - ranks by the same similarity."""
+    return scored_rows(similarity, user_emb), scored_rows(similarity, item_emb)
 
 
 class GraphRecommender(Recommender):

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from recsys_gnn.models.base import Batch, pair_scores, ranking_loss
+from recsys_gnn.models.base import Batch, pair_scores, ranking_loss, scored_rows
 
 
 def uses_history(model: Any) -> bool:
@@ -39,10 +39,7 @@ def history_users(
     mean = F.embedding_bag(hist_items, item_emb, hist_offsets, mode="mean")  # (B, D); empty rows are 0
     ends = torch.cat([hist_offsets[1:], hist_offsets.new_tensor([hist_items.numel()])])
     has = (ends - hist_offsets) > 0  # (B,)
-    users = torch.where(has[:, None], mean, fallback)
-    if similarity == "cosine":
-        users = F.normalize(users, dim=-1)
-    return users
+    return scored_rows(similarity, torch.where(has[:, None], mean, fallback))
 
 
 def impression_loss(

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from recsys_gnn.graph.user_item import UserItemGraph
-from recsys_gnn.models.base import Batch, GraphRecommender, finish_tables, ranking_loss
+from recsys_gnn.models.base import Batch, GraphRecommender, finish_tables, ranking_loss, scored_rows
 from recsys_gnn.models.baselines.mf import check_embedding_hparams, check_similarity
 from recsys_gnn.models.context import ModelContext
 from recsys_gnn.models.gnn.base import check_positive_int
@@ -112,8 +112,7 @@ class LightGCNId(GraphRecommender):
         rows = torch.cat([users, pos + self.n_users, neg.reshape(-1) + self.n_users])  # (2B + B*N or 2B + N,)
         picked = out.index_select(0, rows)
         u, p, n = picked[:b], picked[b : 2 * b], picked[2 * b :]
-        if self.similarity == "cosine":  # the rows embed() would return
-            u, p, n = (torch.nn.functional.normalize(t, dim=-1) for t in (u, p, n))
+        u, p, n = (scored_rows(self.similarity, t) for t in (u, p, n))  # the rows embed() would return
         pos_score = (u * p).sum(-1)  # (B,)
         if neg.dim() == 1:  # shared negatives: (B, D) x (D, N)
             neg_score = u @ n.T
