@@ -422,6 +422,30 @@ def copy_runs(spec: Spec, jobs: list[Job]) -> None:
             shutil.copy2(j.folder / "csv" / "metrics.csv", dest / "epochs.csv")
 
 
+def restore_runs(spec: Spec, jobs: list[Job]) -> int:
+    """Seed each unfinished job folder from its committed copy under ``<out>/runs`` (written by ``copy_runs``)
+    when that copy finished with the same point, so a fresh checkout resumes and re-tabulates a study without
+    rerunning what is already recorded. Returns the number of folders restored."""
+    n = 0
+    for j in jobs:
+        src = spec.out / "runs" / j.dataset / j.model / f"seed={j.seed}"
+        if j.done or not (src / "metrics.json").is_file():
+            continue
+        recorded = src / "point.json"
+        if recorded.is_file() and json.loads(recorded.read_text()) != json.loads(json.dumps(j.point)):
+            continue
+        j.folder.mkdir(parents=True, exist_ok=True)
+        for name in COPIED:
+            if name != "FAILED" and (src / name).is_file():
+                shutil.copy2(src / name, j.folder / name)
+        if (src / "epochs.csv").is_file():
+            (j.folder / "csv").mkdir(exist_ok=True)
+            shutil.copy2(src / "epochs.csv", j.folder / "csv" / "metrics.csv")
+        (j.folder / "RESTORED").write_text(f"copied from {src}\n")
+        n += 1
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("spec", type=Path)
@@ -435,6 +459,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="cells whose tune jobs are not all here take their point from the recorded <out>/chosen.json "
         "(marked `recorded` in the table); finished tune jobs still decide where they exist",
+    )
+    parser.add_argument(
+        "--restore",
+        action="store_true",
+        help="before running, seed unfinished job folders from the committed copies under <out>/runs that "
+        "finished with the same point (their folders get a RESTORED file)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -450,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     spec.out.mkdir(parents=True, exist_ok=True)
     if not args.dry_run:
         (spec.out / "chosen.json").write_text(json.dumps(chosen, indent=2, default=str))
+    if args.restore and not args.dry_run:
+        restored = restore_runs(spec, final_jobs(spec, chosen, datasets, models))
+        log.info("restored %d finished job folders from %s", restored, spec.out / "runs")
     if args.stage in ("final", "all"):
         failed += run_jobs(final_jobs(spec, chosen, datasets, models), args.jobs, args.dry_run)[1]
     if args.stage in ("table", "all") and not args.dry_run:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,21 @@ def test_a_final_folder_of_another_point_is_stale(tmp_path: Path) -> None:
     assert not job.done
     (job.folder / "point.json").write_text(json.dumps({"optimizer.lr": 0.1}))
     assert job.done
+
+
+def test_restore_seeds_unfinished_folders_from_the_committed_copies(tmp_path: Path) -> None:
+    spec = study.Spec.load(_spec(tmp_path))
+    chosen = {"video/mf": {"point": {"optimizer.lr": 0.1}}, "video/comp": {"point": {}}}
+    jobs = study.final_jobs(spec, chosen, ["video"], ["mf", "comp"])
+    for job in jobs:
+        _finish(job, 0.1, val=0.2)
+        (job.folder / "point.json").write_text(json.dumps(job.point))
+    study.copy_runs(spec, jobs)
+    # a fresh checkout: no job folders; the copy of another point is not restored
+    (spec.out / "runs" / "video" / "comp" / "seed=2" / "point.json").write_text(json.dumps({"x": 1}))
+    shutil.rmtree(tmp_path / "runs")
+    assert study.restore_runs(spec, jobs) == 3
+    assert [j.done for j in jobs] == [True, True, True, False]
+    assert (jobs[0].folder / "RESTORED").is_file()
+    assert study.best_epoch(jobs[0].folder) == 1  # the epoch log comes back where best_epoch reads it
+    assert study.restore_runs(spec, jobs) == 0  # finished folders are left alone
