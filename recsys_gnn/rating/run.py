@@ -1,23 +1,19 @@
-"""The rating job (``task=rating``): seed -> data -> rating model -> fit -> validate/test the best checkpoint."""
+"""The rating job (``task=rating``): the :class:`RatingJob` variant of :func:`recsys_gnn.job.run`."""
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
-import recsys_gnn.pipeline as pipeline  # module import: safe if pipeline imports this module back
+from recsys_gnn import job
 from recsys_gnn.data.errors import ConfigError
 from recsys_gnn.data.interactions import InteractionData
 from recsys_gnn.progress import LogProgress
@@ -68,7 +64,7 @@ def build_rating_model(cfg: DictConfig, data: InteractionData) -> RatingPredicto
         return UserItemBiases(data.n_users, data.n_items, scale=scale, **rc.biases)
     if rc.model == "biased_mf":
         return BiasedMF(data.n_users, data.n_items, scale=scale, **rc.mf)
-    encoder_model = pipeline.build_model(cfg, data)
+    encoder_model = job.build_model(cfg, data)
     with torch.no_grad():
         dim = int(encoder_model.embed()[0].shape[1])
     head = RatingHead(
@@ -130,23 +126,77 @@ def format_rating_table(metrics: dict[str, float], protocol: dict[str, Any]) -> 
     return "\n".join(lines) + "\n"
 
 
-def save_rating_run_info(cfg: DictConfig, out: Path, protocol: dict[str, Any]) -> None:
-    """Write the resolved config, seed/versions and protocol next to the results."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    info = {
-        "seed": cfg.seed,
-        "git_commit": pipeline.git_commit(),
-        "torch": torch.__version__,
-        "pytorch_lightning": pl.__version__,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    (out / "run_info.json").write_text(json.dumps(info, indent=2))
-    (out / "protocol.json").write_text(json.dumps(protocol, indent=2, default=str))
+class RatingJob(job.Variant):
+    """Explicit rating prediction: a predictor named by ``rating.model``, trained on (user, item, rating)
+    triples and selected on ``val/rmse``."""
+
+    label = "rating results"
+
+    def check(self, cfg: DictConfig) -> None:
+        """:func:`rating_settings`."""
+        rating_settings(cfg)
+
+    def protocol(self, cfg: DictConfig, data: InteractionData) -> dict[str, Any]:
+        """The data's protocol plus fold, model, objective, scale and evaluation."""
+        return _protocol(cfg, data)
+
+    def setup(self, run: job.JobRun) -> job.Setup:
+        """The predictor (fitted in closed form where it can), its data module and a :class:`RatingModule`."""
+        cfg, data = run.cfg, run.data
+        rc = cfg.rating
+        model = build_rating_model(cfg, data)
+        datamodule = RatingDataModule(
+            data,
+            batch_size=rc.batch_size,
+            eval_batch_size=rc.eval_batch_size,
+            num_workers=int(cfg.get("data", {}).get("num_workers", 0)),
+            seed=cfg.seed,
+        )
+        train_set = datamodule.sets["train"]
+        model.fit(train_set.users, train_set.items, train_set.ratings)
+        module = RatingModule(model, optimizer=make_optimizer(rc))
+        return job.Setup(module, datamodule, trainable=model.trainable)
+
+    def callbacks(self, cfg: DictConfig, setup: job.Setup) -> list[pl.Callback]:
+        """Best checkpoint and early stopping on ``val/rmse`` (``rating.patience``), progress lines."""
+        rc = cfg.rating
+        return [
+            ModelCheckpoint(
+                dirpath=rc.checkpoint_dir, filename="best", monitor=MONITOR, mode="min", save_top_k=1
+            ),
+            EarlyStopping(monitor=MONITOR, mode="min", patience=int(rc.patience)),
+            LogProgress(),
+        ]
+
+    def trainer_kwargs(self, cfg: DictConfig) -> dict[str, Any]:
+        """``rating.epochs`` epochs at most."""
+        return {"max_epochs": int(cfg.rating.epochs)}
+
+    def tests(self, cfg: DictConfig) -> bool:
+        """Always: the classification report is on the test set."""
+        return True
+
+    def monitor(self, cfg: DictConfig) -> str:
+        """``val/rmse``."""
+        return MONITOR
+
+    def finish(
+        self, run: job.JobRun, setup: job.Setup, loggers: list[Any], metrics: dict[str, float]
+    ) -> None:
+        """``classification_report.{txt,json}`` of the test predictions, and their spread in the log."""
+        assert isinstance(setup.module, RatingModule)
+        preds = setup.module.predictions["test"]
+        save_classification_report(preds["true"], preds["class"], run.cfg.rating.scale, run.out)
+        _log_prediction_spread(preds)
+
+    def table(self, run: job.JobRun, metrics: dict[str, float]) -> str:
+        """:func:`format_rating_table`."""
+        return format_rating_table(metrics, run.protocol)
 
 
-def run_rating(cfg: DictConfig) -> float:
-    """Run one rating-prediction job and return ``val/rmse`` (lower is better).
+def run_rating(cfg: DictConfig) -> float | None:
+    """Run one rating-prediction job (:class:`RatingJob` in :func:`recsys_gnn.job.run`); return ``val/rmse``
+    (lower is better).
 
     Writes ``config.yaml``, ``run_info.json``, ``protocol.json``, ``metrics.json``, ``metrics.md`` and
     ``classification_report.{txt,json}`` (test set) into ``cfg.paths.output_dir``.
@@ -154,67 +204,7 @@ def run_rating(cfg: DictConfig) -> float:
     Raises:
         ConfigError: bad ``rating`` settings, or a dataset without explicit ratings (raised by preprocess).
     """
-    rc = rating_settings(cfg)
-    out = Path(cfg.paths.output_dir)
-    pl.seed_everything(cfg.seed, workers=True)
-    pipeline.configure_wandb_mode()
-    data = pipeline.load_data(cfg)
-    protocol = _protocol(cfg, data)
-    save_rating_run_info(cfg, out, protocol)
-
-    model = build_rating_model(cfg, data)
-    datamodule = RatingDataModule(
-        data,
-        batch_size=rc.batch_size,
-        eval_batch_size=rc.eval_batch_size,
-        num_workers=int(cfg.get("data", {}).get("num_workers", 0)),
-        seed=cfg.seed,
-    )
-    train_set = datamodule.sets["train"]
-    model.fit(train_set.users, train_set.items, train_set.ratings)
-    optimizer = make_optimizer(rc)
-    module = RatingModule(model, optimizer=optimizer)
-
-    loggers = pipeline.instantiate_loggers(cfg)
-    for lg in loggers:
-        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    callbacks: list[pl.Callback] = []
-    if model.trainable:
-        callbacks = [
-            ModelCheckpoint(
-                dirpath=rc.checkpoint_dir, filename="best", monitor=MONITOR, mode="min", save_top_k=1
-            ),
-            EarlyStopping(monitor=MONITOR, mode="min", patience=int(rc.patience)),
-            LogProgress(),
-        ]
-    trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, max_epochs=int(rc.epochs), logger=loggers or False, callbacks=callbacks
-    )
-
-    results: dict[str, dict[str, float]] = {}
-    ckpt = None
-    if model.trainable:
-        t0 = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
-        results["fit"] = {"fit/seconds": time.perf_counter() - t0, "fit/epochs": float(trainer.current_epoch)}
-        ckpt = None if cfg.trainer.get("fast_dev_run") else "best"
-    val = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
-    results["val"] = val[0] if val else {}
-    test = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
-    results["test"] = test[0] if test else {}
-
-    metrics = {k: float(v) for stage in results.values() for k, v in stage.items()}
-    preds = module.predictions["test"]
-    save_classification_report(preds["true"], preds["class"], rc.scale, out)
-    _log_prediction_spread(preds)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-    table = format_rating_table(metrics, protocol)
-    (out / "metrics.md").write_text(table)
-    if ckpt == "best" and trainer.checkpoint_callback is not None:
-        (out / "best_checkpoint.txt").write_text(str(trainer.checkpoint_callback.best_model_path))
-    pipeline.finish_wandb()  # W&B prints when it closes: close it first, so that the results come last
-    log.info("rating results (%s):\n%s", out, table)
-    return metrics[MONITOR]
+    return job.run(cfg, RatingJob())
 
 
 def _log_prediction_spread(preds: dict[str, np.ndarray]) -> None:
