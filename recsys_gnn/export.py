@@ -271,7 +271,9 @@ def export_run(
             raise FileExistsError(f"{out} exists and is not an artifact folder; refusing to replace it")
         shutil.rmtree(out)
     tables = load_tables(run / TABLES_DIR)
-    meta = {"source_run": str(run), **run_data}
+    model_cfg = run_data["config"].get("model") or {}
+    # item_bias: the tables' last column is an item bias (1 in user rows); serving's fold-in keeps it at 1
+    meta = {"source_run": str(run), "item_bias": bool(model_cfg.get("item_bias", False)), **run_data}
     write_artifact(tables, out, quantization, meta)
     log.info("exported %s (%s) to %s", run, quantization, out)
 

@@ -26,10 +26,12 @@ def impression_user_rows(
     impressions: list[dict[str, Any]],
     use_history: bool = True,
     similarity: str = "dot",
+    item_bias: bool = False,
 ) -> Tensor:
     """``(N, D)`` user row of each impression: its click history's mean item row, or the user's row.
 
-    Impressions without history (or ``use_history=False``) use ``user_emb[user]``.
+    Impressions without history (or ``use_history=False``) use ``user_emb[user]``. ``item_bias``: the tables'
+    last column is an item bias (history rows get 1 there, see :func:`~recsys_gnn.models.history.history_users`).
     """
     users = torch.as_tensor([int(imp["user"]) for imp in impressions], dtype=torch.long)
     fallback = user_emb[users.to(user_emb.device)]  # (N, D)
@@ -43,6 +45,7 @@ def impression_user_rows(
         torch.from_numpy(indptr[:-1]).to(device),
         fallback,
         similarity,
+        item_bias,
     )
 
 
@@ -103,6 +106,7 @@ def evaluate_impressions(
     similarity: str = "dot",
     new_items: np.ndarray | None = None,
     ci: bool = False,
+    item_bias: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Impression metrics of one stage.
 
@@ -115,11 +119,12 @@ def evaluate_impressions(
             impression restricted to its new candidates (only impressions with a clicked and an unclicked
             new candidate count).
         ci: add the bootstrap 95% CI of AUC over impressions (``auc_ci_low``, ``auc_ci_high``).
+        item_bias: the tables' last column is an item bias (the model's ``item_bias``).
 
     Returns:
         ``{"all": metrics}`` and, with ``new_items``, ``{"new": metrics}`` (see :func:`summarize`).
     """
-    rows = impression_user_rows(user_emb, item_emb, impressions, use_history, similarity)
+    rows = impression_user_rows(user_emb, item_emb, impressions, use_history, similarity, item_bias)
     scores = impression_scores(rows, item_emb, impressions)
     labels = [np.asarray(imp["labels"]) for imp in impressions]
     per_imp = per_impression_metrics(scores, labels)

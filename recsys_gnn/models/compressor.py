@@ -7,8 +7,17 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from recsys_gnn.data.errors import ConfigError
+from recsys_gnn.eval.news import seen_in_training
 from recsys_gnn.models.base import SIMILARITIES, Batch, GraphRecommender, finish_tables
 from recsys_gnn.models.context import ModelContext
+from recsys_gnn.models.item_bias import (
+    ItemBias,
+    bias_init,
+    strip_bias_column,
+    unit_bias_column,
+    with_bias_column,
+)
 from recsys_gnn.models.losses import batch_embedding_l2
 
 USER_INITS = ("items", "text", "id")
@@ -43,6 +52,9 @@ class GNNCompressor(GraphRecommender):
     together; on item-only graphs (item_item, item_knn) users are the mean of their items' propagated
     embeddings (+ the id embedding when ``user_init="id"``). Scores are dot products of the output tables, or
     cosines (``similarity="cosine"``: the tables are L2-normalised, so export and serving rank the same way).
+    With ``item_bias`` a learned per-item offset is added, ``score(u, i) = <u, i> + b_i``, stored as the
+    tables' last column (:mod:`recsys_gnn.models.item_bias`): the content part then has ``dim - 1`` columns,
+    so the tables keep the width ``dim`` that compression and export count.
 
     Args:
         context: run-time data, encoder, graph builder and GNN factory.
@@ -59,6 +71,10 @@ class GNNCompressor(GraphRecommender):
         cold_dropout: during training, the fraction of items whose graph edges are dropped at each step, so
             that those items are represented by their text alone, as new items are at serving time
             (DropoutNet-style cold-start simulation; Volkovs et al., NeurIPS 2017). 0 disables.
+        item_bias: add a learned per-item bias ``b_i`` to the score (dot similarity only); items without a
+            training row, and cold-dropped items in their step, get the mean of the trained biases.
+        item_bias_init: ``zero``, ``ctr`` (log smoothed training CTR; impression logs only) or ``pop``
+            (log(1 + training interactions)), see :func:`~recsys_gnn.models.item_bias.bias_init`.
     """
 
     def __init__(
@@ -75,6 +91,8 @@ class GNNCompressor(GraphRecommender):
         proj_hidden: int | None = None,
         proj_activation: str = "gelu",
         similarity: str = "dot",
+        item_bias: bool = False,
+        item_bias_init: str = "zero",
     ) -> None:
         super().__init__()
         if user_init not in USER_INITS:
@@ -86,6 +104,14 @@ class GNNCompressor(GraphRecommender):
         if similarity not in SIMILARITIES:
             raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
         self.similarity = similarity
+        self.item_bias = bool(item_bias)
+        if self.item_bias and similarity != "dot":
+            raise ConfigError(
+                f"model.item_bias=true needs model.similarity=dot (got {similarity!r}): a cosine would normalise "
+                "the bias column with the content; set model.similarity=dot or model.item_bias=false"
+            )
+        if self.item_bias and dim < 2:
+            raise ConfigError(f"model.item_bias=true needs dim >= 2 (one column is the bias), got {dim}")
         gnn = gnn or context.gnn
         if gnn is None:
             raise ValueError("GNNCompressor needs a gnn (config group `gnn`)")
@@ -102,11 +128,17 @@ class GNNCompressor(GraphRecommender):
         self.graph = context.graph
         self.has_user_nodes = bool(context.graph_builder.has_user_nodes)
         h = text.shape[1]
-        self.proj = projection(h, dim, int(proj_layers), proj_hidden, proj_activation)
-        self.user_emb = nn.Embedding(self.n_users, dim) if user_init == "id" else None
-        self.item_emb = nn.Embedding(self.n_items, dim) if item_id else None
+        width = dim - 1 if self.item_bias else dim  # the content part of the tables
+        self.proj = projection(h, width, int(proj_layers), proj_hidden, proj_activation)
+        self.user_emb = nn.Embedding(self.n_users, width) if user_init == "id" else None
+        self.item_emb = nn.Embedding(self.n_items, width) if item_id else None
+        self.biases: ItemBias | None = None
+        if self.item_bias:
+            seen = seen_in_training(data)
+            self.biases = ItemBias(torch.from_numpy(seen), bias_init(item_bias_init, data, seen))
+        self.item_bias_init = item_bias_init
         self.dropout = nn.Dropout(dropout)
-        self.gnn = gnn(dim=dim)
+        self.gnn = gnn(dim=width)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -155,23 +187,36 @@ class GNNCompressor(GraphRecommender):
         return base * keep.to(base.dtype)
 
     def embed(self) -> tuple[Tensor, Tensor]:
-        """``(U, D)`` and ``(I, D)`` output tables (L2-normalised rows when ``similarity="cosine"``)."""
+        """``(U, D)`` and ``(I, D)`` output tables (L2-normalised rows when ``similarity="cosine"``; with
+        ``item_bias`` the last column is ``1`` in user rows and ``b_i`` in item rows)."""
         dropped = self.dropped_items()
         users, items = self.inputs(dropped)
         weight = self.edge_weight(dropped)
         if self.has_user_nodes:
-            out = self.gnn(self.graph, torch.cat([users, items], 0), weight)  # (U + I, D)
-            return finish_tables(self.similarity, out[: self.n_users], out[self.n_users :])
-        items = self.gnn(self.graph, items, weight)  # (I, D)
-        from_items = torch.sparse.mm(self.user_mean, items)  # (U, D)
-        users = from_items + users if self.user_emb is not None else from_items
-        return finish_tables(self.similarity, users, items)
+            out = self.gnn(self.graph, torch.cat([users, items], 0), weight)  # (U + I, D')
+            users, items = out[: self.n_users], out[self.n_users :]
+        else:
+            items = self.gnn(self.graph, items, weight)  # (I, D')
+            from_items = torch.sparse.mm(self.user_mean, items)  # (U, D')
+            users = from_items + users if self.user_emb is not None else from_items
+        users, items = finish_tables(self.similarity, users, items)
+        if self.biases is not None:
+            users, items = with_bias_column(users, items, self.biases(dropped))  # (U, D), (I, D)
+        return users, items
+
+    def fold_in(self, cache: tuple[Tensor, Tensor], history: Tensor, n_users: int) -> tuple[Tensor, Tensor]:
+        """Cold users as the mean of their items' rows (see the base class), the bias column kept at 1."""
+        users, items = super().fold_in(cache, history, n_users)
+        return (unit_bias_column(users) if self.item_bias else users), items
 
     def regularization(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> Tensor:
+        if self.item_bias:  # the content part only (the biases are not embeddings)
+            user_emb, item_emb = strip_bias_column(user_emb), strip_bias_column(item_emb)
         return batch_embedding_l2(self.weight_decay_emb, batch, user_emb, item_emb)
 
     def extra_repr(self) -> str:
+        bias = f", item_bias={self.item_bias_init}" if self.item_bias else ""
         return (
             f"users={self.n_users}, items={self.n_items}, dim={self.dim}, user_init={self.user_init}, "
-            f"cold_dropout={self.cold_dropout}, similarity={self.similarity}"
+            f"cold_dropout={self.cold_dropout}, similarity={self.similarity}{bias}"
         )

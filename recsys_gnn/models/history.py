@@ -5,7 +5,8 @@ and NeMig's behaviors file). Representing the user of each impression by that hi
 model's final item table, as in the user encoders of NRMS/NPA reduced to a mean - scores users with no
 training row and new articles alike, and is the same at training and evaluation. A model opts out with
 ``history_users = False`` (non-personalised scores: popularity, CTR, random), and an impression with an
-empty history falls back to the model's own user row.
+empty history falls back to the model's own user row. A model with ``item_bias = True`` keeps an item bias in
+its tables' last column (:mod:`recsys_gnn.models.item_bias`): a history user's last column is set to 1.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from recsys_gnn.models.base import Batch, pair_scores, ranking_loss, scored_rows
+from recsys_gnn.models.item_bias import unit_bias_column
 
 
 def uses_history(model: Any) -> bool:
@@ -24,8 +26,18 @@ def uses_history(model: Any) -> bool:
     return bool(getattr(model, "history_users", True))
 
 
+def has_item_bias(model: Any) -> bool:
+    """Whether ``model``'s tables end with an item-bias column (its ``item_bias``, default False)."""
+    return bool(getattr(model, "item_bias", False))
+
+
 def history_users(
-    item_emb: Tensor, hist_items: Tensor, hist_offsets: Tensor, fallback: Tensor, similarity: str = "dot"
+    item_emb: Tensor,
+    hist_items: Tensor,
+    hist_offsets: Tensor,
+    fallback: Tensor,
+    similarity: str = "dot",
+    item_bias: bool = False,
 ) -> Tensor:
     """``(B, D)`` users as the mean of their history items' rows of ``item_emb``.
 
@@ -35,8 +47,11 @@ def history_users(
         hist_offsets: ``(B,)`` start of each row's history in ``hist_items``.
         fallback: ``(B, D)`` rows used where the history is empty (the model's user rows).
         similarity: "cosine" L2-normalises the mean (scores stay cosines); "dot" keeps it.
+        item_bias: the tables' last column is an item bias: the user's is set to 1 (dot only).
     """
     mean = F.embedding_bag(hist_items, item_emb, hist_offsets, mode="mean")  # (B, D); empty rows are 0
+    if item_bias:
+        mean = unit_bias_column(mean)
     ends = torch.cat([hist_offsets[1:], hist_offsets.new_tensor([hist_items.numel()])])
     has = (ends - hist_offsets) > 0  # (B,)
     return scored_rows(similarity, torch.where(has[:, None], mean, fallback))
@@ -55,7 +70,8 @@ def impression_loss(
     u = user_emb[batch["user"]]  # (B, D)
     if uses_history(model):
         similarity = getattr(model, "similarity", "dot")
-        u = history_users(item_emb, batch["hist_items"], batch["hist_offsets"], u, similarity)
+        bias = has_item_bias(model)
+        u = history_users(item_emb, batch["hist_items"], batch["hist_offsets"], u, similarity, bias)
     pos, neg = pair_scores(u, item_emb, batch)
     main = ranking_loss(kind, pos, neg, temperature, batch.get("neg_valid"))
     return main + model.regularization(batch, user_emb, item_emb), {}

@@ -15,7 +15,7 @@ from recsys_gnn.data.interactions import InteractionData
 from recsys_gnn.eval.news import evaluate_impressions, seen_in_training
 from recsys_gnn.eval.ranking import FullRankingMetric, SparseRows
 from recsys_gnn.models.base import LOSSES, Recommender
-from recsys_gnn.models.history import impression_loss, uses_history
+from recsys_gnn.models.history import has_item_bias, impression_loss, uses_history
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,7 @@ class RecModule(pl.LightningModule):
             similarity=getattr(self.model, "similarity", "dot"),
             new_items=new,
             ci=stage == "test",
+            item_bias=has_item_bias(self.model),
         )
         for group, values in res.items():
             prefix = f"{stage}_impressions" + ("" if group == "all" else f"_{group}")

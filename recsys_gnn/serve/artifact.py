@@ -303,7 +303,9 @@ class Artifact:
         """Top-``k`` items for a new user represented by the mean of the given items' vectors (cold start).
 
         The items' decoded vectors are averaged and the mean is quantised like a user row, as
-        :meth:`recsys_gnn.models.base.Recommender.fold_in` does in float.
+        :meth:`recsys_gnn.models.base.Recommender.fold_in` does in float. For a model trained with
+        ``model.item_bias`` (metadata ``item_bias``) the mean's last column, the item-bias column, is set to 1,
+        as the model's own fold-in and news history users do.
         """
         k = self._check_k(k)
         if isinstance(item_ids, str):
@@ -312,7 +314,10 @@ class Artifact:
             raise ValueError("empty history: give at least one item id to recommend for a new user")
         rows = np.array([self.item_index(i) for i in item_ids], dtype=np.int64)
         vectors = self.quantizer.decode(self.items.rows(torch.from_numpy(rows)))  # (n, D)
-        query = self.quantizer.encode(vectors.mean(dim=0, keepdim=True))
+        mean = vectors.mean(dim=0, keepdim=True)  # (1, D)
+        if self.metadata.get("item_bias"):
+            mean[:, -1] = 1.0
+        query = self.quantizer.encode(mean)
         exclude = rows if exclude_given else np.empty(0, dtype=np.int64)
         return self._top(query, k, exclude)
 
