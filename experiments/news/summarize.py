@@ -1,6 +1,11 @@
-"""Table of the news study: one row per model (mean +- std over seeds) from the runs under a sweep folder.
+"""results.md of the news study, from the run folders that experiments/news/run.sh writes.
 
 Usage: python experiments/news/summarize.py logs/studies/news > experiments/news/results.md
+
+Layout read: ``<root>/<dataset>/<group>/<run>/`` with ``group`` one of ``fixed`` (pop, ctr, lm_content),
+``random``, ``compressor`` (the default news compressor, several seeds) and ``variants`` (the "what was
+tried" rows, seed 1). Each row gives the mean (± std over seeds) and each seed's bootstrap 95% CI of the test
+AUC; the target is checked on NeMig EN. ``notes.md`` beside this script is appended verbatim.
 """
 
 from __future__ import annotations
@@ -15,68 +20,194 @@ import torch
 import yaml
 
 KEYS = ("auc", "auc_ci_low", "auc_ci_high", "mrr", "ndcg@5", "ndcg@10")
+BASELINES = ["RandomScores", "Popularity", "ImpressionCTR", "LMContent"]
+DATASETS = {"nemig": "NeMig EN", "nemig-de": "NeMig DE"}
+TARGET_DATASET = "nemig"
+NOTES = {
+    "nemig-de": (
+        "The DE rows use the packaged all-MiniLM-L6-v2, an English-only encoder (no hub access on the machine "
+        "that ran them), so lm_content and the compressor's text input see German titles and abstracts through "
+        "an English vocabulary. Where the Hugging Face hub is reachable, the configuration for German is "
+        "`python run.py domain=news dataset=nemig-de encoder=hf "
+        "encoder.model_name=sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2` "
+        '(run.sh: `ENCODER="encoder=hf encoder.model_name=..."`); it was not run here.'
+    ),
+}
+# keys every run of the study sets: left out of a variant's name
+COMMON = ("domain", "logger", "seed", "trainer.max_epochs", "+trainer.inference_mode", "dataset")
+# rows of the earlier study (2026-12-07) whose run folders were not kept: (variant, val AUC, test AUC [CI])
+RECORDED = [
+    ("model=compressor (cosine, T=0.1), gnn=gat", "0.5227 (4)", "0.5107 [0.4991, 0.5226]"),
+    ("model=compressor model.item_id=true (id residual), gnn=gat", "0.5079", "0.5087"),
+]
 
 
 def row_name(cfg: dict) -> str:
     target = cfg["model"]["_target_"].rsplit(".", 1)[-1]
-    if target == "GNNCompressor":
-        return f"compressor gnn={cfg['gnn']['_target_'].rsplit('.', 2)[-2]}"
-    return target
+    if target != "GNNCompressor":
+        return target
+    name = f"compressor gnn={cfg['gnn']['_target_'].rsplit('.', 2)[-2]}"
+    if cfg["model"].get("item_bias"):
+        name += f" item_bias ({cfg['model'].get('item_bias_init', 'zero')} init)"
+    return name
 
 
-def best_epoch(run: Path) -> tuple[float, float]:
+def best_epoch(run: Path, metrics: dict) -> tuple[float, float]:
     """(best epoch, epochs run), 1-based; NaN for models without training."""
     ckpt = run / "checkpoints" / "best.ckpt"
-    metrics = json.loads((run / "metrics.json").read_text())
     if not ckpt.exists():
         return float("nan"), float("nan")
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
     return float(state["epoch"]) + 1, metrics.get("fit/epochs", float("nan"))  # epochs completed
 
 
-def main(root: Path) -> None:
-    rows: dict[str, list[dict]] = defaultdict(list)
+def variant_name(run: Path) -> str:
+    """The run's Hydra overrides (its sweep subfolder name) without the study's common keys."""
+    parts = [p for p in run.name.split(",") if p.split("=", 1)[0] not in COMMON]
+    return " ".join(parts) or "(defaults)"
+
+
+def read_runs(root: Path) -> list[dict]:
+    runs = []
     for mfile in sorted(root.rglob("metrics.json")):
         run = mfile.parent
+        rel = run.relative_to(root).parts
+        if len(rel) < 3:
+            continue
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         m = json.loads(mfile.read_text())
-        be, ep = best_epoch(run)
-        rows[row_name(cfg)].append(
+        be, ep = best_epoch(run, m)
+        runs.append(
             {
                 **{k: m.get(f"test_impressions/{k}", float("nan")) for k in KEYS},
+                "dataset": cfg["dataset"]["name"],
+                "group": rel[1],
+                "name": row_name(cfg),
+                "variant": variant_name(run),
                 "val_auc": m.get("val_impressions/auc", float("nan")),
                 "seconds": m.get("fit/seconds", 0.0),
                 "best_epoch": be,
                 "epochs": ep,
                 "seed": cfg["seed"],
-                "max_epochs": cfg["trainer"]["max_epochs"],
                 "n": m.get("test_impressions/n_impressions", float("nan")),
             }
         )
-    order = ["RandomScores", "Popularity", "ImpressionCTR", "LMContent"]
-    names = sorted(rows, key=lambda n: (order.index(n) if n in order else len(order), n))
+    return runs
+
+
+def ms(rs: list[dict], key: str, fmt: str = ".4f") -> str:
+    v = np.array([r[key] for r in rs], dtype=float)
+    return f"{v.mean():{fmt}}" + (f" ± {v.std(ddof=1):{fmt}}" if len(v) > 1 else "")
+
+
+def ci(r: dict) -> str:
+    return f"[{r['auc_ci_low']:.4f}, {r['auc_ci_high']:.4f}]"
+
+
+def epochs(rs: list[dict]) -> str:
+    return ", ".join(
+        "-" if np.isnan(r["best_epoch"]) else f"{r['best_epoch']:.0f}/{r['epochs']:.0f}" for r in rs
+    )
+
+
+def main_rows(runs: list[dict], dataset: str) -> dict[str, list[dict]]:
+    rows: dict[str, list[dict]] = defaultdict(list)
+    for r in runs:
+        if r["dataset"] == dataset and r["group"] != "variants":
+            rows[r["name"]].append(r)
+    return {n: sorted(rs, key=lambda r: r["seed"]) for n, rs in rows.items()}
+
+
+def print_table(rows: dict[str, list[dict]]) -> None:
     print(
-        "| model | seeds | test AUC | AUC 95% CI (seed 1) | MRR | nDCG@5 | nDCG@10 | val AUC | train s | best epoch / run |"
+        "| model | seeds | test AUC (mean ± std) | AUC 95% CI per seed | MRR | nDCG@5 | nDCG@10 | val AUC "
+        "| train s | best epoch / run |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
+    names = sorted(rows, key=lambda n: (BASELINES.index(n) if n in BASELINES else len(BASELINES), n))
     for name in names:
-        rs = sorted(rows[name], key=lambda r: r["seed"])
-
-        def ms(key: str, fmt: str = ".4f", rs=rs) -> str:
-            v = np.array([r[key] for r in rs], dtype=float)
-            return f"{v.mean():{fmt}}" + (f" ± {v.std(ddof=1):{fmt}}" if len(v) > 1 else "")
-
-        first = rs[0]
-        ci = f"[{first['auc_ci_low']:.4f}, {first['auc_ci_high']:.4f}]"
-        epochs = ", ".join(
-            "-" if np.isnan(r["best_epoch"]) else f"{r['best_epoch']:.0f}/{r['epochs']:.0f}" for r in rs
-        )
+        rs = rows[name]
         print(
-            f"| {name} | {','.join(str(r['seed']) for r in rs)} | {ms('auc')} | {ci} | {ms('mrr')} | "
-            f"{ms('ndcg@5')} | {ms('ndcg@10')} | {ms('val_auc')} | {ms('seconds', '.0f')} | {epochs} |"
+            f"| {name} | {','.join(str(r['seed']) for r in rs)} | {ms(rs, 'auc')} | "
+            f"{' '.join(ci(r) for r in rs)} | {ms(rs, 'mrr')} | {ms(rs, 'ndcg@5')} | {ms(rs, 'ndcg@10')} | "
+            f"{ms(rs, 'val_auc')} | {ms(rs, 'seconds', '.0f')} | {epochs(rs)} |"
         )
-    n = {r["n"] for rs in rows.values() for r in rs}
-    print(f"\nTest impressions evaluated: {sorted(n)}.")
+    n = sorted({r["n"] for rs in rows.values() for r in rs})
+    print(
+        f"\nTest impressions evaluated (with a click and a non-click): {', '.join(f'{x:,.0f}' for x in n)}."
+    )
+
+
+def verdict(rows: dict[str, list[dict]]) -> None:
+    """The target on NeMig EN: the default compressor's mean test AUC inside the best position-blind
+    baseline's (seed-1) CI, and each of the compressor's seeds' CIs above 0.5."""
+    base = {n: rs for n, rs in rows.items() if n in BASELINES}
+    comp = {n: rs for n, rs in rows.items() if n not in BASELINES}
+    if not base or not comp:
+        print("Target: not evaluated (baseline or compressor runs missing).")
+        return
+    best = max(base, key=lambda n: np.mean([r["auc"] for r in base[n]]))
+    ref = base[best][0]
+    print(
+        f"Target: the default news config's test AUC (mean over 3 seeds) inside the bootstrap 95% CI of the "
+        f"best position-blind row ({best}, {ref['auc']:.4f} {ci(ref)}), with its own CI excluding 0.5.\n"
+    )
+    for name, rs in comp.items():
+        mean = float(np.mean([r["auc"] for r in rs]))
+        inside = ref["auc_ci_low"] <= mean <= ref["auc_ci_high"]
+        above = all(r["auc_ci_low"] > 0.5 for r in rs)
+        enough = len(rs) >= 3
+        met = inside and above and enough
+        lows = ", ".join(f"{r['auc_ci_low']:.4f}" for r in rs)
+        print(
+            f"- {name} (seeds {','.join(str(r['seed']) for r in rs)}): mean test AUC {mean:.4f}, "
+            f"{'inside' if inside else 'outside'} {best}'s CI {ci(ref)} "
+            f"({mean - ref['auc']:+.4f} vs {best}); CI lower ends {lows} "
+            f"({'all' if above else 'not all'} above 0.5){'' if enough else '; fewer than 3 seeds'}. "
+            f"**Target {'met' if met else 'missed'}.**"
+        )
+
+
+def tried(runs: list[dict]) -> None:
+    print("| variant | val AUC (best epoch) | test AUC [95% CI] |")
+    print("|---|---|---|")
+    for variant, val, test in RECORDED:
+        print(f"| {variant} (earlier study, run folder not kept) | {val} | {test} |")
+    picked = [
+        r
+        for r in runs
+        if r["dataset"] == TARGET_DATASET
+        and r["seed"] == 1
+        and r["group"] in ("variants", "compressor")
+        and r["name"].startswith("compressor")
+    ]
+    for r in sorted(picked, key=lambda r: (r["group"] != "compressor", r["variant"])):
+        label = f"default: {r['name']}" if r["group"] == "compressor" else f"`{r['variant']}` ({r['name']})"
+        print(f"| {label} | {r['val_auc']:.4f} ({r['best_epoch']:.0f}) | {r['auc']:.4f} {ci(r)} |")
+
+
+def main(root: Path) -> None:
+    runs = read_runs(root)
+    print((Path(__file__).parent / "header.md").read_text().rstrip() + "\n")
+    for dataset, title in DATASETS.items():
+        rows = main_rows(runs, dataset)
+        if not rows:
+            continue
+        print(f"## {title} (`dataset={dataset}`)\n")
+        print_table(rows)
+        print()
+        if dataset in NOTES:
+            print(NOTES[dataset] + "\n")
+        if dataset == TARGET_DATASET:
+            print("### Against the target\n")
+            verdict(rows)
+            print()
+    print("## What was tried (NeMig EN, seed 1; chosen on val AUC, test shown for the record)\n")
+    tried(runs)
+    print()
+    notes = Path(__file__).parent / "notes.md"
+    if notes.exists():
+        print(notes.read_text().rstrip())
 
 
 if __name__ == "__main__":
