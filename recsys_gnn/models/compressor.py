@@ -125,6 +125,10 @@ class GNNCompressor(GraphRecommender):
         text = torch.as_tensor(context.item_text_emb, dtype=torch.float32)  # (I, H)
         self.register_buffer("item_text", text, persistent=False)
         self.register_buffer("user_mean", context.train_matrix(), persistent=False)  # sparse (U, I)
+        if user_init == "text":  # the users' mean training text is constant: computed once, not every step
+            self.register_buffer(
+                "user_text", torch.sparse.mm(self.user_mean, text), persistent=False
+            )  # (U, H)
         self.graph = context.graph
         self.has_user_nodes = bool(context.graph_builder.has_user_nodes)
         h = text.shape[1]
@@ -160,7 +164,7 @@ class GNNCompressor(GraphRecommender):
         if self.user_emb is not None:
             users = self.user_emb.weight  # (U, D)
         elif self.user_init == "text":
-            users = self.proj(torch.sparse.mm(self.user_mean, self.item_text))  # (U, D)
+            users = self.proj(self.user_text)  # (U, D)
         else:
             users = torch.sparse.mm(self.user_mean, text)  # (U, D)
         return self.dropout(users), self.dropout(items)
