@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import OmegaConf
-from safetensors.torch import save_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from recsys_gnn.compress.quantize import QUANTIZATIONS, Quantizer
 from recsys_gnn.compress.report import compression_report, measure_latency, report_row, write_report
@@ -119,15 +120,27 @@ def default_quantization(config: dict[str, Any]) -> str:
     return str(q) if q else "fp32"
 
 
-def write_artifact(tables: Tables, out: Path, quantization: str, metadata: dict[str, Any]) -> Path:
-    """Write ``tables`` quantised by ``quantization`` and ``metadata`` as an artifact folder ``out``."""
+def write_artifact(
+    tables: Tables,
+    out: Path,
+    quantization: str,
+    metadata: dict[str, Any],
+    stored: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write ``tables`` quantised by ``quantization`` and ``metadata`` as an artifact folder ``out``.
+
+    ``stored``: tables already in :meth:`Quantizer.compress`'s format (codes trained for ranking by
+    :mod:`recsys_gnn.compress.learned`), written as they are instead of quantising ``tables`` again; ``tables``
+    still gives the ids, titles and known items."""
     if tables.user_emb.shape[1] != tables.item_emb.shape[1]:
         raise ValueError(
             f"user and item tables differ in width: {tables.user_emb.shape} vs {tables.item_emb.shape}"
         )
     out.mkdir(parents=True, exist_ok=True)
     quantizer = Quantizer(quantization)
-    save_file(quantizer.compress(tables), str(out / TABLES_FILE), metadata={"quantization": quantization})
+    if stored is None:
+        stored = quantizer.compress(tables)
+    save_file(stored, str(out / TABLES_FILE), metadata={"quantization": quantization})
     save_file(
         {
             "indptr": torch.from_numpy(np.ascontiguousarray(tables.known_indptr, dtype=np.int64)),
@@ -215,6 +228,31 @@ def _serving_row(
     )
 
 
+def read_codes(path: Path, tables: Tables) -> tuple[str, dict[str, torch.Tensor]]:
+    """``(scheme, stored tables)`` of a learned-codes file (``codes_<scheme>.safetensors`` written by
+    :mod:`recsys_gnn.compress.learned`), checked against the run's ``tables`` (same users, items and width)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--codes {path}: no such file")
+    with safe_open(str(path), framework="pt") as f:
+        scheme = (f.metadata() or {}).get("quantization")
+    if scheme not in QUANTIZATIONS:
+        raise ValueError(
+            f"--codes {path}: metadata 'quantization' is {scheme!r}, expected one of {QUANTIZATIONS}"
+        )
+    stored = load_file(str(path))
+    dim = int(tables.item_emb.shape[1])
+    try:
+        users, items = Quantizer(scheme).split(stored, dim)
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"--codes {path}: not a {scheme} table of width {dim}: {err}") from err
+    n_users, n_items = int(tables.user_emb.shape[0]), int(tables.item_emb.shape[0])
+    if (len(users), len(items)) != (n_users, n_items):
+        raise ValueError(
+            f"--codes {path}: {len(users)} users x {len(items)} items, but the run has {n_users} x {n_items}"
+        )
+    return scheme, stored
+
+
 def export_run(
     path: str | Path,
     out: str | Path | None = None,
@@ -225,6 +263,7 @@ def export_run(
     latency_args: dict[str, Any] | None = None,
     stage: str = "test",
     overwrite: bool = False,
+    codes: str | Path | None = None,
 ) -> Path:
     """Export a run folder (or a checkpoint inside one) and write its compression report.
 
@@ -240,6 +279,9 @@ def export_run(
         latency_args: keyword arguments of :func:`measure_latency` (k, repeats, batch_size, ...).
         stage: metrics stage of the report ("test" or "val").
         overwrite: replace an existing artifact at ``out`` (a non-artifact folder is never deleted).
+        codes: a ``codes_<scheme>.safetensors`` of :mod:`recsys_gnn.compress.learned` (codes trained for
+            ranking, with their fine-tuned user table) served instead of quantising the run's tables; its scheme
+            is the quantization (``quantization``, if given, must match).
     Returns:
         The artifact folder.
     """
@@ -257,6 +299,12 @@ def export_run(
     for other_name, other_path in compare:
         other_run = find_run_folder(other_path)
         others.append((other_name, other_run, read_run(other_run), load_tables(other_run / TABLES_DIR)))
+    stored = None
+    if codes is not None:
+        scheme, stored = read_codes(Path(codes), load_tables(run / TABLES_DIR))
+        if quantization is not None and quantization != scheme:
+            raise ValueError(f"--codes {codes} holds {scheme} codes but --quantize is {quantization}")
+        quantization = scheme
     quantization = quantization or default_quantization(run_data["config"])
     Quantizer(quantization)  # validates the name before anything is written
     out = Path(out) if out is not None else run / f"artifact_{quantization}"
@@ -274,7 +322,9 @@ def export_run(
     model_cfg = run_data["config"].get("model") or {}
     # item_bias: the tables' last column is an item bias (1 in user rows); serving's fold-in keeps it at 1
     meta = {"source_run": str(run), "item_bias": bool(model_cfg.get("item_bias", False)), **run_data}
-    write_artifact(tables, out, quantization, meta)
+    if codes is not None:
+        meta["learned_codes"] = str(codes)
+    write_artifact(tables, out, quantization, meta, stored=stored)
     log.info("exported %s (%s) to %s", run, quantization, out)
 
     latency_args = dict(latency_args or {})
@@ -293,6 +343,11 @@ def export_run(
     if quantization != "fp32":
         ref = fp32_artifact(tables)
         extra["top10_agreement_with_fp32"] = topk_agreement(art, ref, k=10)
+        if codes is not None:
+            notes.append(
+                f"{name}: codes trained for ranking from {codes} (users fine-tuned with them); their own "
+                "NDCG/Recall are in that folder's metrics.json."
+            )
         notes.append(
             f"{name}: NDCG/Recall are those of the trained fp32 tables (metrics.json); "
             f"top10_agreement_with_fp32 = {extra['top10_agreement_with_fp32']:.3f} is the mean share of each "
@@ -346,6 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=None, help="torch CPU threads for the timings (default: torch's)"
     )
     p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    p.add_argument(
+        "--codes",
+        type=Path,
+        default=None,
+        help="serve learned codes (codes_<scheme>.safetensors of python -m recsys_gnn.compress.learned) "
+        "instead of quantising the run's tables",
+    )
     return p
 
 
@@ -369,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             latency_args={"repeats": args.repeats, "batch_size": args.batch_size},
             stage=args.stage,
             overwrite=args.force,
+            codes=args.codes,
         )
     except (FileNotFoundError, FileExistsError, ValueError) as err:
         log.error("%s", err)

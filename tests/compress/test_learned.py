@@ -233,3 +233,52 @@ def test_cli_end_to_end_on_a_fake_run(tmp_path: Path, monkeypatch, tiny) -> None
     got = evaluate_codes("pq4", u, i, data, "test", ks=(10, 20))["ndcg@10"]
     assert got == pytest.approx(row["learned"]["test/ndcg@10"])
     assert (out / "learned.log").is_file()
+
+
+def test_export_serves_the_learned_codes(tmp_path: Path, monkeypatch, tiny) -> None:
+    """``python -m recsys_gnn.export RUN --codes codes_pq4.safetensors`` writes the learned tables as they are
+    (users fine-tuned with them), and the artifact ranks exactly as the learned codes score."""
+    import recsys_gnn.pipeline
+    from recsys_gnn import export
+    from recsys_gnn.serve.artifact import Artifact
+    from recsys_gnn.tables import save_tables
+
+    data, users, items = tiny
+    run = tmp_path / "run"
+    save_tables(run / "tables", users, items, data)
+    (run / "config.yaml").write_text(
+        "seed: 1\nmodule: {temperature: 0.1}\nmodel: {similarity: cosine}\ndataset: {name: tiny}\n"
+    )
+    (run / "metrics.json").write_text(json.dumps({"test/ndcg@10": 0.5}))
+    monkeypatch.setattr(recsys_gnn.pipeline, "load_data", lambda cfg: data)
+    out = tmp_path / "out"
+    argv = ["--run", str(run), "--schemes", "pq4", "--out", str(out), "--max-epochs", "2"]
+    try:
+        assert learned.main(argv) == 0
+    finally:
+        root = logging.getLogger()
+        for h in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+            root.removeHandler(h)
+            h.close()
+    (run / "protocol.json").write_text(json.dumps({"dataset": "tiny"}))  # export reads a finished run's files
+    codes = out / "codes_pq4.safetensors"
+    art_dir = tmp_path / "artifact"
+    args = [str(run), "--codes", str(codes), "--out", str(art_dir), "--repeats", "3"]
+    assert export.main(args) == 0
+    art = Artifact.load(art_dir)
+    assert art.quantization == "pq4"
+    stored = load_file(str(codes))
+    u, i = Quantizer("pq4").split(stored, dim=DIM)
+    want = Quantizer("pq4").scores(u.rows(torch.arange(5)), i)  # (5, I) the learned codes' scores
+    got = art.searcher.search(art.users.rows(torch.arange(5)), 10)
+    top = want.topk(10, dim=1).indices
+    got_idx = got[1] if isinstance(got, tuple) else got
+    assert torch.equal(torch.sort(torch.as_tensor(got_idx), dim=1).values, torch.sort(top, dim=1).values)
+    # a scheme mismatch and a wrong-shaped file are refused with one line
+    assert (
+        export.main([str(run), "--codes", str(codes), "--quantize", "pq8", "--out", str(tmp_path / "x")]) == 1
+    )
+    assert (
+        export.main([str(run), "--codes", str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "y")])
+        == 1
+    )
