@@ -13,6 +13,7 @@
 # is reachable: ENCODER="encoder=hf encoder.model_name=sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
 # Then
 #   .venv/bin/python experiments/news/summarize.py logs/studies/news > experiments/news/results.md
+# (the last line of this script also writes position.md: click share by slot, position-only rows)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -46,3 +47,5 @@ if [ "$VARIANTS" = 1 ]; then
   $PY run.py -m "${v[@]}" data.batch_size=1024                      # 4x the steps per epoch
   $PY run.py -m "${v[@]}" model.dropout=0.2
 fi
+# NeMig's slot bias (logging artefact; position.md / position.json):
+$PY experiments/news/position.py nemig nemig-de
