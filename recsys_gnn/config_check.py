@@ -117,6 +117,9 @@ COMMON_RULES: dict[str, Rule] = {
     "compress.dim": int_at_least(1),
     "model.dropout": DROPOUT,
     "model.cold_dropout": DROPOUT,
+    "model.cold_scale": lambda v: (
+        None if v == "auto" or POSITIVE(v) is None else "must be a number > 0 or auto"
+    ),
     "model.weight_decay_emb": NON_NEGATIVE,
     "model.num_layers": int_at_least(1),
     "model.temperature": POSITIVE,

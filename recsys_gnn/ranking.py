@@ -24,6 +24,7 @@ from recsys_gnn.compress.run_report import report_scalars, run_compression_repor
 from recsys_gnn.data.datamodule import RecDataModule
 from recsys_gnn.data.interactions import InteractionData
 from recsys_gnn.distributed import check_accelerator
+from recsys_gnn.eval.cold_calibration import ColdScaleCalibration
 from recsys_gnn.models.context import ModelContext
 from recsys_gnn.models.module import RecModule
 from recsys_gnn.plots import log_to_wandb, write_run_plots
@@ -50,10 +51,11 @@ def save_run_info(cfg: DictConfig, out: Path, data: InteractionData) -> None:
 
 @dataclass
 class RankingSetup(job.Setup):
-    """A ranking setup, plus what the compression report needs."""
+    """A ranking setup, plus what the compression report needs and the ``cold_scale`` calibration (if any)."""
 
     context: ModelContext
     train_params: int
+    calibration: ColdScaleCalibration | None = None
 
 
 class RankingJob(job.Variant):
@@ -83,11 +85,15 @@ class RankingJob(job.Variant):
         scheduler = hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
         module = RecModule(model, data, optimizer=optimizer, scheduler=scheduler, **cfg.module)
         trainable = bool(getattr(model, "trainable", True))
-        return RankingSetup(module, datamodule, trainable, context=context, train_params=n_train)
+        # model.cold_scale=auto: the scale is chosen on the validation set once the best checkpoint is loaded
+        calibration = ColdScaleCalibration(data) if getattr(model, "calibrate_cold", False) else None
+        return RankingSetup(module, datamodule, trainable, context, n_train, calibration)
 
     def callbacks(self, cfg: DictConfig, setup: job.Setup) -> list[Any]:
-        """The ``callbacks`` group (checkpoint on ``cfg.monitor``, early stopping, progress lines)."""
-        return job.instantiate_dict(cfg.get("callbacks"))
+        """The ``callbacks`` group (checkpoint on ``cfg.monitor``, early stopping, progress lines), plus the
+        ``cold_scale`` calibration at the start of the test."""
+        calibration = getattr(setup, "calibration", None)
+        return job.instantiate_dict(cfg.get("callbacks")) + ([calibration] if calibration else [])
 
     def finish(
         self, run: job.JobRun, setup: job.Setup, loggers: list[Any], metrics: dict[str, float]
@@ -97,6 +103,11 @@ class RankingJob(job.Variant):
         cfg, data, out = run.cfg, run.data, run.out
         module = setup.module
         assert isinstance(module, RecModule)
+        if setup.calibration is not None and setup.calibration.result is not None:
+            calib = setup.calibration.result.metrics()
+            metrics.update(calib)
+            for lg in loggers:  # the curve stays in metrics.json
+                lg.log_metrics({"calib/cold_scale": calib["calib/cold_scale"]})
         with torch.no_grad():
             module.model.eval()
             user_emb, item_emb = module.model.embed()

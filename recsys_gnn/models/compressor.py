@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -21,6 +23,7 @@ from recsys_gnn.models.item_bias import (
 from recsys_gnn.models.losses import batch_embedding_l2
 
 USER_INITS = ("items", "text", "id")
+COLD_SCALE_AUTO = "auto"
 ACTIVATIONS = {"gelu": nn.GELU, "leaky_relu": nn.LeakyReLU, "relu": nn.ReLU, "tanh": nn.Tanh}
 
 
@@ -56,6 +59,13 @@ class GNNCompressor(GraphRecommender):
     tables' last column (:mod:`recsys_gnn.models.item_bias`): the content part then has ``dim - 1`` columns,
     so the tables keep the width ``dim`` that compression and export count.
 
+    New items can be put on the warm items' scale by ``cold_scale``: outside training, the output rows of the
+    items without a training interaction (text-only rows) are multiplied by a scalar ``s`` (their content
+    part, before the bias column), so ``score(u, i) = s * <u, i>`` for them; the factor is folded into the
+    tables, so evaluation, saved tables, export and serving rank with it unchanged (with cosine scores those
+    rows then have norm ``s``). ``cold_scale="auto"`` trains with ``s = 1`` and lets the ranking job choose
+    ``s`` on the validation set after training (:mod:`recsys_gnn.eval.cold_calibration`).
+
     Args:
         context: run-time data, encoder, graph builder and GNN factory.
         dim: output (compressed) dimension D.
@@ -75,6 +85,8 @@ class GNNCompressor(GraphRecommender):
             training row, and cold-dropped items in their step, get the mean of the trained biases.
         item_bias_init: ``zero``, ``ctr`` (log smoothed training CTR; impression logs only) or ``pop``
             (log(1 + training interactions)), see :func:`~recsys_gnn.models.item_bias.bias_init`.
+        cold_scale: factor on the rows of items without a training interaction, applied outside training: a
+            number > 0 (1.0 = off) or ``"auto"`` (1.0 until :meth:`set_cold_scale` is called by the calibration).
     """
 
     def __init__(
@@ -93,6 +105,7 @@ class GNNCompressor(GraphRecommender):
         similarity: str = "dot",
         item_bias: bool = False,
         item_bias_init: str = "zero",
+        cold_scale: float | str = 1.0,
     ) -> None:
         super().__init__()
         if user_init not in USER_INITS:
@@ -142,6 +155,12 @@ class GNNCompressor(GraphRecommender):
             self.biases = ItemBias(torch.from_numpy(seen), bias_init(item_bias_init, data, seen))
         self.item_bias_init = item_bias_init
         self.dropout = nn.Dropout(dropout)
+        self.calibrate_cold = cold_scale == COLD_SCALE_AUTO
+        untrained = np.bincount(np.asarray(data.train, dtype=np.int64)[:, 1], minlength=self.n_items) == 0
+        self.register_buffer("untrained", torch.from_numpy(untrained), persistent=False)  # (I,) bool
+        # Not persistent: restoring the best checkpoint for the test keeps a scale calibrated after training.
+        self.register_buffer("cold_factor", torch.tensor(1.0), persistent=False)
+        self.set_cold_scale(1.0 if self.calibrate_cold else cold_scale)
         self.gnn = gnn(dim=width)
         self.reset_parameters()
 
@@ -149,6 +168,34 @@ class GNNCompressor(GraphRecommender):
         for emb in (self.user_emb, self.item_emb):
             if emb is not None:
                 nn.init.normal_(emb.weight, std=0.1)
+
+    @property
+    def cold_scale(self) -> float:
+        """The factor on the rows of items without a training interaction (1.0: off)."""
+        return float(self.cold_factor)
+
+    def set_cold_scale(self, value: float | str) -> None:
+        """Set the factor on untrained items' rows (what ``cold_scale="auto"``'s calibration calls)."""
+        ok = (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and value > 0
+        )
+        if not ok:
+            raise ConfigError(f"model.cold_scale must be a number > 0 or {COLD_SCALE_AUTO!r}, got {value!r}")
+        self.cold_factor.fill_(float(value))
+
+    def _cold_rows(self, items: Tensor) -> Tensor:
+        """``(I, D)`` factor per item row: ``cold_scale`` on the untrained items' content part, else 1."""
+        factor = torch.where(self.untrained, self.cold_factor, torch.ones_like(self.cold_factor))  # (I,)
+        factor = factor.to(items.dtype)[:, None].expand(-1, items.shape[1])
+        if self.item_bias:  # the bias column is an offset, not part of the scaled content
+            factor = torch.cat([factor[:, :-1], factor.new_ones(factor.shape[0], 1)], 1)
+        return factor
+
+    def _scales_cold(self) -> bool:
+        return not self.training and self.cold_scale != 1.0
 
     def inputs(self, dropped: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Input features before propagation: ``(U, D)`` users, ``(I, D)`` items.
@@ -206,11 +253,16 @@ class GNNCompressor(GraphRecommender):
         users, items = finish_tables(self.similarity, users, items)
         if self.biases is not None:
             users, items = with_bias_column(users, items, self.biases(dropped))  # (U, D), (I, D)
+        if self._scales_cold():
+            items = items * self._cold_rows(items)
         return users, items
 
     def fold_in(self, cache: tuple[Tensor, Tensor], history: Tensor, n_users: int) -> tuple[Tensor, Tensor]:
-        """Cold users as the mean of their items' rows (see the base class), the bias column kept at 1."""
+        """Cold users as the mean of their items' rows as stored (see the base class; what serving's
+        ``recommend_for_items`` does), the bias column kept at 1; the item rows are returned as given, so
+        ``cold_scale`` rows are not normalised back to unit length."""
         users, items = super().fold_in(cache, history, n_users)
+        items = cache[1] if self._scales_cold() else items
         return (unit_bias_column(users) if self.item_bias else users), items
 
     def regularization(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> Tensor:
@@ -220,6 +272,10 @@ class GNNCompressor(GraphRecommender):
 
     def extra_repr(self) -> str:
         bias = f", item_bias={self.item_bias_init}" if self.item_bias else ""
+        if self.calibrate_cold:
+            bias += f", cold_scale=auto ({self.cold_scale:g})"
+        elif self.cold_scale != 1.0:
+            bias += f", cold_scale={self.cold_scale:g}"
         return (
             f"users={self.n_users}, items={self.n_items}, dim={self.dim}, user_init={self.user_init}, "
             f"cold_dropout={self.cold_dropout}, similarity={self.similarity}{bias}"
