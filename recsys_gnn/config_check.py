@@ -120,6 +120,7 @@ COMMON_RULES: dict[str, Rule] = {
     "model.cold_scale": lambda v: (
         None if v == "auto" or POSITIVE(v) is None else "must be a number > 0 or auto"
     ),
+    "model.cold_scale_max_warm_loss": lambda v: None if v is None else DROPOUT(v),
     "model.weight_decay_emb": NON_NEGATIVE,
     "model.num_layers": int_at_least(1),
     "model.temperature": POSITIVE,

@@ -5,7 +5,9 @@ warm rows, so in one ranked list with the old items they never reach the top (``
 Multiplying those rows by a scalar ``s`` (:meth:`~recsys_gnn.models.compressor.GNNCompressor.set_cold_scale`)
 lifts their scores by the factor ``s``; :func:`calibrate_cold_scale` picks the ``s`` of a grid that maximises
 the validation NDCG@k by full ranking over the whole catalogue (training items masked, as in
-:class:`~recsys_gnn.models.module.RecModule`'s validation). :class:`ColdScaleCalibration` runs it in the
+:class:`~recsys_gnn.models.module.RecModule`'s validation), optionally only among the scales that cost the
+trained (warm) items' validation NDCG@k at most a given fraction: the overall NDCG weighs new and old items by
+the validation set's mix, which on a cold-item split is far richer in new items than most catalogues. :class:`ColdScaleCalibration` runs it in the
 ranking job once the best checkpoint is loaded for the test, so the test and the saved tables use the scale.
 """
 
@@ -34,14 +36,16 @@ class Calibration:
     """The chosen scale and the validation curve behind it.
 
     Attributes:
-        scale: the grid value with the best ``curve[..]["all"]`` (the smallest one on ties).
+        scale: the grid value with the best ``curve[..]["all"]`` (the smallest one on ties) among the allowed.
         k: the NDCG cut-off.
+        max_warm_loss: the largest relative loss of ``curve[..]["warm"]`` against scale 1 allowed, or None.
         curve: ``{scale: {"all": ndcg, "cold": ndcg, "warm": ndcg}}``; ``cold``/``warm``: targets restricted
             to items without / with a training interaction (still ranked against the whole catalogue).
     """
 
     scale: float
     k: int
+    max_warm_loss: float | None = None
     curve: dict[float, dict[str, float]] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
@@ -60,6 +64,7 @@ def calibrate_cold_scale(
     grid: Sequence[float] = DEFAULT_GRID,
     k: int = 10,
     batch_size: int = 1024,
+    max_warm_loss: float | None = None,
 ) -> Calibration:
     """Set ``model``'s ``cold_scale`` to the grid value with the best validation NDCG@k and return the curve.
 
@@ -73,10 +78,14 @@ def calibrate_cold_scale(
         grid: scales to try (> 0).
         k: NDCG cut-off.
         batch_size: users per scoring batch.
+        max_warm_loss: if set, only scales whose warm-item val NDCG@k is at least ``(1 - max_warm_loss)`` times
+            that of scale 1 (added to the grid) are allowed; None: every grid value.
     """
-    grid = sorted({float(s) for s in grid})
+    grid = sorted({float(s) for s in grid} | ({1.0} if max_warm_loss is not None else set()))
     if not grid or grid[0] <= 0:
         raise ValueError(f"cold_scale grid must be non-empty numbers > 0; got {list(grid)}")
+    if max_warm_loss is not None and not 0.0 <= max_warm_loss < 1.0:
+        raise ValueError(f"max_warm_loss must be in [0, 1) or None; got {max_warm_loss!r}")
     targets, mask = data.matrix(data.val), data.matrix(data.known_for("val"))
     untrained = model.untrained.cpu().numpy()  # (I,) bool
     history = torch.as_tensor(
@@ -103,15 +112,21 @@ def calibrate_cold_scale(
                 }
     finally:
         model.train(was_training)
-    best = max(grid, key=lambda s: (_finite(curve[s]["all"]), -s))
+    allowed = grid
+    if max_warm_loss is not None and np.isfinite(curve[1.0]["warm"]):
+        floor = (1.0 - max_warm_loss) * curve[1.0]["warm"]
+        allowed = [s for s in grid if curve[s]["warm"] >= floor]  # 1.0 always passes
+    best = max(allowed, key=lambda s: (_finite(curve[s]["all"]), -s))
     model.set_cold_scale(best)
     log.info(
-        "cold_scale calibration (val NDCG@%d; all / untrained items / trained items):\n%s\nchosen cold_scale=%g",
+        "cold_scale calibration (val NDCG@%d; all / untrained items / trained items; max_warm_loss=%s):\n%s\n"
+        "chosen cold_scale=%g",
         k,
+        max_warm_loss,
         "\n".join(f"  {s:4g}: {v['all']:.4f} / {v['cold']:.4f} / {v['warm']:.4f}" for s, v in curve.items()),
         best,
     )
-    return Calibration(best, k, curve)
+    return Calibration(best, k, max_warm_loss, curve)
 
 
 def _finite(x: float) -> float:
@@ -130,4 +145,6 @@ class ColdScaleCalibration(pl.Callback):
         self.result: Calibration | None = None
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.result = calibrate_cold_scale(pl_module.model, self.data, self.grid, self.k)
+        model = pl_module.model
+        cap = getattr(model, "cold_scale_max_warm_loss", None)
+        self.result = calibrate_cold_scale(model, self.data, self.grid, self.k, max_warm_loss=cap)

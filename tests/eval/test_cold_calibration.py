@@ -83,3 +83,41 @@ def test_bad_grid_is_refused() -> None:
     model, data = _case()
     with pytest.raises(ValueError, match="grid"):
         calibrate_cold_scale(model, data, grid=[0.0, 1.0])
+
+
+def _data(n_users: int, n_items: int, train: list[list[int]], val: list[list[int]]) -> InteractionData:
+    return InteractionData(
+        n_users=n_users,
+        n_items=n_items,
+        user_ids=np.array([str(u) for u in range(n_users)]),
+        item_ids=np.array([str(i) for i in range(n_items)]),
+        item_texts=[""] * n_items,
+        item_titles=[""] * n_items,
+        train=np.array(train),
+        val=np.array(val),
+        test=np.zeros((0, 2), dtype=np.int64),
+        train_weight=np.ones(len(train), dtype=np.float32),
+    )
+
+
+def test_max_warm_loss_keeps_the_warm_items() -> None:
+    """Four users, NDCG@1. New-item targets: user 0 (0.5 vs a warm 0.8: a hit for s > 1.6), user 1 (0.42 vs
+    0.9: s > 2.14), user 3 (0.3 vs 0.8: s > 2.67); user 2's target is warm (0.9 vs a new item at 0.42: lost for
+    s > 2.14). Overall: 0.25, 0.25, 0.5, 0.5, 0.75 at s = 1, 1.5, 2, 2.5, 3, so 3.0 wins and user 2 is lost;
+    with a 5% warm cap only s <= 2 are allowed, and 2.0 wins."""
+    scores = torch.zeros(6, 4)  # item rows: column u is user u's score
+    scores[0, [0, 1, 3]] = torch.tensor([0.8, 0.9, 0.8])  # warm competitor of users 0, 1, 3
+    scores[1, 2] = 0.9  # user 2's warm target
+    scores[2, 0], scores[3, 1], scores[4, 2], scores[5, 3] = 0.5, 0.42, 0.42, 0.3  # new items
+    untrained = torch.tensor([False, False, True, True, True, True])
+    data = _data(4, 6, train=[[0, 1]], val=[[0, 2], [1, 3], [2, 1], [3, 5]])
+    grid = [1.0, 1.5, 2.0, 2.5, 3.0]
+    free = calibrate_cold_scale(FixedTables(torch.eye(4), scores, untrained), data, grid, k=1)
+    assert free.scale == 3.0 and free.curve[3.0]["warm"] == 0.0
+    assert [free.curve[s]["all"] for s in grid] == pytest.approx([0.25, 0.25, 0.5, 0.5, 0.75])
+    capped = calibrate_cold_scale(
+        FixedTables(torch.eye(4), scores, untrained), data, grid, k=1, max_warm_loss=0.05
+    )
+    assert capped.scale == 2.0 and capped.curve[2.0]["warm"] == 1.0 and capped.max_warm_loss == 0.05
+    with pytest.raises(ValueError, match="max_warm_loss"):
+        calibrate_cold_scale(FixedTables(torch.eye(4), scores, untrained), data, grid, k=1, max_warm_loss=1.0)

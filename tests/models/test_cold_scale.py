@@ -120,6 +120,16 @@ def test_good_values_pass_the_config_check(make_cfg, value) -> None:
     assert not [p for p in config_problems(make_cfg([f"model.cold_scale={value}"])) if "cold_scale" in p]
 
 
+@pytest.mark.parametrize("value", [1.0, -0.1, "x", True])
+def test_bad_max_warm_loss_is_refused(tiny_env, make_cfg, value) -> None:
+    overrides = ["model.cold_scale=auto", f"model.cold_scale_max_warm_loss={value}"]
+    with pytest.raises(ConfigError, match="model.cold_scale_max_warm_loss"):
+        _model(make_cfg, overrides)
+    assert any(p.startswith("model.cold_scale_max_warm_loss=") for p in config_problems(make_cfg(overrides)))
+    model, _ = _model(make_cfg, ["model.cold_scale=auto", "model.cold_scale_max_warm_loss=0.05"])
+    assert model.cold_scale_max_warm_loss == 0.05 and model.calibrate_cold and model.cold_scale == 1.0
+
+
 def test_auto_calibrates_after_training_and_the_run_uses_it(tiny_env, make_cfg) -> None:
     """A short real run: the scale is chosen on val after the best checkpoint is loaded, recorded in the
     metrics, and the test metrics and the saved tables are those of the calibrated model."""
