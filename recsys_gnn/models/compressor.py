@@ -165,8 +165,15 @@ class GNNCompressor(GraphRecommender):
         self.register_buffer("cold_factor", torch.tensor(1.0), persistent=False)
         self.set_cold_scale(1.0 if self.calibrate_cold else cold_scale)
         loss = cold_scale_max_warm_loss
-        if loss is not None and (isinstance(loss, bool) or not isinstance(loss, int | float) or not 0 <= loss < 1):
+        if loss is not None and (
+            isinstance(loss, bool) or not isinstance(loss, int | float) or not 0 <= loss < 1
+        ):
             raise ConfigError(f"model.cold_scale_max_warm_loss must be in [0, 1) or null, got {loss!r}")
+        if loss is not None and not self.calibrate_cold:
+            raise ConfigError(
+                f"model.cold_scale_max_warm_loss={loss} needs model.cold_scale=auto (got {cold_scale!r}); "
+                "set model.cold_scale=auto or model.cold_scale_max_warm_loss=null"
+            )
         self.cold_scale_max_warm_loss = None if loss is None else float(loss)
         self.gnn = gnn(dim=width)
         self.reset_parameters()

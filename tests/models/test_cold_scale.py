@@ -126,6 +126,8 @@ def test_bad_max_warm_loss_is_refused(tiny_env, make_cfg, value) -> None:
     with pytest.raises(ConfigError, match="model.cold_scale_max_warm_loss"):
         _model(make_cfg, overrides)
     assert any(p.startswith("model.cold_scale_max_warm_loss=") for p in config_problems(make_cfg(overrides)))
+    with pytest.raises(ConfigError, match="needs model.cold_scale=auto"):
+        _model(make_cfg, ["model.cold_scale=1.5", "model.cold_scale_max_warm_loss=0.05"])
     model, _ = _model(make_cfg, ["model.cold_scale=auto", "model.cold_scale_max_warm_loss=0.05"])
     assert model.cold_scale_max_warm_loss == 0.05 and model.calibrate_cold and model.cold_scale == 1.0
 
