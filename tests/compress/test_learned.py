@@ -199,7 +199,9 @@ def test_cli_bad_input_exits_1_with_one_line(tmp_path: Path, caplog) -> None:
     assert len(errors) == 1 and "missing config.yaml" in errors[0]
 
 
-def test_cli_end_to_end_on_a_fake_run(tmp_path: Path, monkeypatch, tiny) -> None:
+def learned_cli_run(tmp_path: Path, monkeypatch, tiny, *extra: str) -> tuple[Path, Path]:
+    """A fake finished run (saved tables of ``tiny``) and ``python -m recsys_gnn.compress.learned`` on it with
+    pq4 for 2 epochs; returns ``(run folder, output folder)``."""
     import recsys_gnn.pipeline
     from recsys_gnn.tables import save_tables
 
@@ -212,7 +214,7 @@ def test_cli_end_to_end_on_a_fake_run(tmp_path: Path, monkeypatch, tiny) -> None
     (run / "metrics.json").write_text(json.dumps({"test/ndcg@10": 0.5}))
     monkeypatch.setattr(recsys_gnn.pipeline, "load_data", lambda cfg: data)
     out = tmp_path / "out"
-    argv = ["--run", str(run), "--schemes", "pq4", "--out", str(out), "--max-epochs", "2", "--seed", "3"]
+    argv = ["--run", str(run), "--schemes", "pq4", "--out", str(out), "--max-epochs", "2", *extra]
     try:
         assert learned.main(argv) == 0
     finally:  # main adds a file handler to the root logger
@@ -220,6 +222,12 @@ def test_cli_end_to_end_on_a_fake_run(tmp_path: Path, monkeypatch, tiny) -> None
         for h in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
             root.removeHandler(h)
             h.close()
+    return run, out
+
+
+def test_cli_end_to_end_on_a_fake_run(tmp_path: Path, monkeypatch, tiny) -> None:
+    data = tiny[0]
+    _, out = learned_cli_run(tmp_path, monkeypatch, tiny, "--seed", "3")
     settings = json.loads((out / "settings.json").read_text())
     assert settings["seed"] == 3 and settings["temperature"] == 0.1 and settings["similarity"] == "cosine"
     strict = {"parse_constant": lambda c: pytest.fail(f"metrics.json holds {c}, not valid JSON")}
@@ -238,28 +246,10 @@ def test_cli_end_to_end_on_a_fake_run(tmp_path: Path, monkeypatch, tiny) -> None
 def test_export_serves_the_learned_codes(tmp_path: Path, monkeypatch, tiny) -> None:
     """``python -m recsys_gnn.export RUN --codes codes_pq4.safetensors`` writes the learned tables as they are
     (users fine-tuned with them), and the artifact ranks exactly as the learned codes score."""
-    import recsys_gnn.pipeline
     from recsys_gnn import export
     from recsys_gnn.serve.artifact import Artifact
-    from recsys_gnn.tables import save_tables
 
-    data, users, items = tiny
-    run = tmp_path / "run"
-    save_tables(run / "tables", users, items, data)
-    (run / "config.yaml").write_text(
-        "seed: 1\nmodule: {temperature: 0.1}\nmodel: {similarity: cosine}\ndataset: {name: tiny}\n"
-    )
-    (run / "metrics.json").write_text(json.dumps({"test/ndcg@10": 0.5}))
-    monkeypatch.setattr(recsys_gnn.pipeline, "load_data", lambda cfg: data)
-    out = tmp_path / "out"
-    argv = ["--run", str(run), "--schemes", "pq4", "--out", str(out), "--max-epochs", "2"]
-    try:
-        assert learned.main(argv) == 0
-    finally:
-        root = logging.getLogger()
-        for h in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
-            root.removeHandler(h)
-            h.close()
+    run, out = learned_cli_run(tmp_path, monkeypatch, tiny)
     (run / "protocol.json").write_text(json.dumps({"dataset": "tiny"}))  # export reads a finished run's files
     codes = out / "codes_pq4.safetensors"
     art_dir = tmp_path / "artifact"
