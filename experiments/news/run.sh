@@ -46,6 +46,10 @@ if [ "$VARIANTS" = 1 ]; then
   $PY run.py -m "${v[@]}" gnn=lightgcn model.item_bias_init=zero,ctr  # the bias learned from 0 / from the CTR
   $PY run.py -m "${v[@]}" data.batch_size=1024                      # 4x the steps per epoch
   $PY run.py -m "${v[@]}" model.dropout=0.2
+  # id baselines (articles have ids; users = click history through the trained id rows) and the other GNNs
+  b=(domain=news dataset=nemig seed=1 "${train[@]}" "$sub")
+  $PY run.py -m "${b[@]}" model=mf,lightgcn_id '~gnn' '~graph' hydra.sweep.dir=$SWEEP/nemig/ids
+  $PY run.py -m "${b[@]}" gnn=gcn,sage hydra.sweep.dir=$SWEEP/nemig/gnns
 fi
 # NeMig's slot bias (logging artefact; position.md / position.json):
 $PY experiments/news/position.py nemig nemig-de
