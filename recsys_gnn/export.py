@@ -299,9 +299,10 @@ def export_run(
     for other_name, other_path in compare:
         other_run = find_run_folder(other_path)
         others.append((other_name, other_run, read_run(other_run), load_tables(other_run / TABLES_DIR)))
+    tables = load_tables(run / TABLES_DIR)
     stored = None
     if codes is not None:
-        scheme, stored = read_codes(Path(codes), load_tables(run / TABLES_DIR))
+        scheme, stored = read_codes(Path(codes), tables)
         if quantization is not None and quantization != scheme:
             raise ValueError(f"--codes {codes} holds {scheme} codes but --quantize is {quantization}")
         quantization = scheme
@@ -318,7 +319,6 @@ def export_run(
         if not (out / METADATA_FILE).is_file():
             raise FileExistsError(f"{out} exists and is not an artifact folder; refusing to replace it")
         shutil.rmtree(out)
-    tables = load_tables(run / TABLES_DIR)
     model_cfg = run_data["config"].get("model") or {}
     # item_bias: the tables' last column is an item bias (1 in user rows); serving's fold-in keeps it at 1
     meta = {"source_run": str(run), "item_bias": bool(model_cfg.get("item_bias", False)), **run_data}
