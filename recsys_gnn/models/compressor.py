@@ -11,7 +11,14 @@ from torch import Tensor, nn
 
 from recsys_gnn.data.errors import ConfigError
 from recsys_gnn.eval.news import seen_in_training
-from recsys_gnn.models.base import SIMILARITIES, Batch, GraphRecommender, finish_tables
+from recsys_gnn.models.base import (
+    SIMILARITIES,
+    Batch,
+    GraphRecommender,
+    finish_tables,
+    pair_scores,
+    ranking_loss,
+)
 from recsys_gnn.models.context import ModelContext
 from recsys_gnn.models.item_bias import (
     ItemBias,
@@ -20,7 +27,7 @@ from recsys_gnn.models.item_bias import (
     unit_bias_column,
     with_bias_column,
 )
-from recsys_gnn.models.losses import batch_embedding_l2
+from recsys_gnn.models.losses import batch_embedding_l2, info_nce
 
 USER_INITS = ("items", "text", "id")
 COLD_SCALE_AUTO = "auto"
@@ -59,6 +66,13 @@ class GNNCompressor(GraphRecommender):
     tables' last column (:mod:`recsys_gnn.models.item_bias`): the content part then has ``dim - 1`` columns,
     so the tables keep the width ``dim`` that compression and export count.
 
+    With ``cl_weight > 0`` (``gnn=lightgcn`` only) training follows XSimGCL (Yu et al., TKDE 2023): every
+    propagated layer gets random noise (``cl_eps``, relative to the row's norm, see
+    :meth:`~recsys_gnn.models.gnn.lightgcn.LightGCN.perturbed`), the recommendation loss is taken on the
+    perturbed tables, and ``cl_weight`` times an InfoNCE between the final rows and layer ``cl_layer``'s rows of
+    the batch's unique users and positive items (cosine at ``cl_temperature``) is added. Evaluation propagates
+    without noise.
+
     New items can be put on the warm items' scale by ``cold_scale``: outside training, the output rows of the
     items without a training interaction (text-only rows) are multiplied by a scalar ``s`` (their content
     part, before the bias column), so ``score(u, i) = s * <u, i>`` for them; the factor is folded into the
@@ -89,6 +103,10 @@ class GNNCompressor(GraphRecommender):
             number > 0 (1.0 = off) or ``"auto"`` (1.0 until :meth:`set_cold_scale` is called by the calibration).
         cold_scale_max_warm_loss: with ``cold_scale="auto"``, the largest relative loss of the warm items'
             validation NDCG@10 the chosen scale may cost (e.g. 0.05), or None: the best overall NDCG@10 wins.
+        cl_weight: lambda of XSimGCL's cross-layer contrastive term (0: off).
+        cl_eps: noise magnitude of the perturbed training pass, relative to each row's norm.
+        cl_temperature: temperature of the contrastive InfoNCE.
+        cl_layer: the layer (1..K) contrasted with the final rows.
     """
 
     def __init__(
@@ -109,6 +127,10 @@ class GNNCompressor(GraphRecommender):
         item_bias_init: str = "zero",
         cold_scale: float | str = 1.0,
         cold_scale_max_warm_loss: float | None = None,
+        cl_weight: float = 0.0,
+        cl_eps: float = 0.1,
+        cl_temperature: float = 0.2,
+        cl_layer: int = 1,
     ) -> None:
         super().__init__()
         if user_init not in USER_INITS:
@@ -176,6 +198,20 @@ class GNNCompressor(GraphRecommender):
             )
         self.cold_scale_max_warm_loss = None if loss is None else float(loss)
         self.gnn = gnn(dim=width)
+        self.cl_weight, self.cl_eps = float(cl_weight), float(cl_eps)
+        self.cl_temperature, self.cl_layer = float(cl_temperature), int(cl_layer)
+        if self.cl_weight < 0 or self.cl_eps < 0 or self.cl_temperature <= 0:
+            raise ConfigError(
+                f"model.cl_weight and model.cl_eps must be >= 0 and model.cl_temperature > 0, got "
+                f"{cl_weight!r}, {cl_eps!r}, {cl_temperature!r}"
+            )
+        if self.cl_weight > 0 and not hasattr(self.gnn, "perturbed"):
+            raise ConfigError(
+                f"model.cl_weight={cl_weight} (XSimGCL's contrastive term) needs gnn=lightgcn, got "
+                f"{type(self.gnn).__name__}; set gnn=lightgcn or model.cl_weight=0"
+            )
+        if self.cl_weight > 0 and not 1 <= self.cl_layer <= self.gnn.num_layers:
+            raise ConfigError(f"model.cl_layer must be in 1..{self.gnn.num_layers} (gnn layers), got {cl_layer!r}")
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -251,25 +287,67 @@ class GNNCompressor(GraphRecommender):
         base = w if uses_norm else torch.ones_like(w)
         return base * keep.to(base.dtype)
 
+    def propagated(
+        self, dropped: Tensor | None, perturbed: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """``(U, D')`` users and ``(I, D')`` items after the GNN, before normalisation; with ``perturbed`` (the
+        contrastive training pass) also the noisy layer ``cl_layer``'s users and items, else two Nones."""
+        users, items = self.inputs(dropped)
+        weight = self.edge_weight(dropped)
+
+        def gnn(feat: Tensor) -> tuple[Tensor, Tensor | None]:
+            if perturbed:
+                return self.gnn.perturbed(self.graph, feat, self.cl_eps, self.cl_layer, weight)
+            return self.gnn(self.graph, feat, weight), None
+
+        if self.has_user_nodes:
+            out, view = gnn(torch.cat([users, items], 0))  # (U + I, D')
+            view_users = None if view is None else view[: self.n_users]
+            view_items = None if view is None else view[self.n_users :]
+            return out[: self.n_users], out[self.n_users :], view_users, view_items
+        id_rows = users if self.user_emb is not None else None
+        items, view_items = gnn(items)  # (I, D')
+
+        def users_of(rows: Tensor) -> Tensor:
+            from_items = torch.sparse.mm(self.user_mean, rows)  # (U, D')
+            return from_items + id_rows if id_rows is not None else from_items
+
+        view_users = None if view_items is None else users_of(view_items)
+        return users_of(items), items, view_users, view_items
+
     def embed(self) -> tuple[Tensor, Tensor]:
         """``(U, D)`` and ``(I, D)`` output tables (L2-normalised rows when ``similarity="cosine"``; with
         ``item_bias`` the last column is ``1`` in user rows and ``b_i`` in item rows)."""
         dropped = self.dropped_items()
-        users, items = self.inputs(dropped)
-        weight = self.edge_weight(dropped)
-        if self.has_user_nodes:
-            out = self.gnn(self.graph, torch.cat([users, items], 0), weight)  # (U + I, D')
-            users, items = out[: self.n_users], out[self.n_users :]
-        else:
-            items = self.gnn(self.graph, items, weight)  # (I, D')
-            from_items = torch.sparse.mm(self.user_mean, items)  # (U, D')
-            users = from_items + users if self.user_emb is not None else from_items
+        users, items, _, _ = self.propagated(dropped)
+        return self.tables(users, items, dropped)
+
+    def tables(self, users: Tensor, items: Tensor, dropped: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The scored tables from propagated rows: normalisation, bias column, cold scale (see :meth:`embed`)."""
         users, items = finish_tables(self.similarity, users, items)
         if self.biases is not None:
             users, items = with_bias_column(users, items, self.biases(dropped))  # (U, D), (I, D)
         if self._scales_cold():
             items = items * self._cold_rows(items)
         return users, items
+
+    def loss(
+        self, batch: Batch, kind: str = "bpr", temperature: float = 1.0
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The base loss; with ``cl_weight > 0`` in training, on the perturbed tables plus ``cl_weight`` times
+        the contrastive term (logged unweighted as ``cl_loss``)."""
+        if not (self.training and self.cl_weight > 0):
+            return super().loss(batch, kind, temperature)
+        dropped = self.dropped_items()
+        users, items, view_users, view_items = self.propagated(dropped, perturbed=True)
+        user_emb, item_emb = self.tables(users, items, dropped)
+        pos, neg = pair_scores(user_emb[batch["user"]], item_emb, batch)
+        main = ranking_loss(kind, pos, neg, temperature, batch.get("neg_valid"))
+        main = main + self.regularization(batch, user_emb, item_emb)
+        u, i = torch.unique(batch["user"]), torch.unique(batch["pos"])
+        cl = info_nce(users[u], view_users[u], self.cl_temperature)
+        cl = cl + info_nce(items[i], view_items[i], self.cl_temperature)
+        return main + self.cl_weight * cl, {"cl_loss": cl.detach()}
 
     def fold_in(self, cache: tuple[Tensor, Tensor], history: Tensor, n_users: int) -> tuple[Tensor, Tensor]:
         """Cold users as the mean of their items' rows as stored (see the base class; what serving's
@@ -293,4 +371,5 @@ class GNNCompressor(GraphRecommender):
         return (
             f"users={self.n_users}, items={self.n_items}, dim={self.dim}, user_init={self.user_init}, "
             f"cold_dropout={self.cold_dropout}, similarity={self.similarity}{bias}"
+            + (f", cl_weight={self.cl_weight}, cl_eps={self.cl_eps}" if self.cl_weight > 0 else "")
         )

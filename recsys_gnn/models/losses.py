@@ -53,3 +53,11 @@ def softmax_loss(
         keep = torch.cat([torch.ones_like(neg_valid[:, :1]), neg_valid.bool()], 1)
         logits = logits.masked_fill(~keep, float("-inf"))
     return (torch.logsumexp(logits, 1) - logits[:, 0]).mean()
+
+
+def info_nce(view1: Tensor, view2: Tensor, temperature: float) -> Tensor:
+    """InfoNCE of two ``(M, D)`` views of the same M nodes, cosine over ``temperature``:
+    ``mean_m -log( e^{cos(a_m, b_m)/T} / sum_n e^{cos(a_m, b_n)/T} )`` (the other nodes are the negatives)."""
+    a, b = F.normalize(view1, dim=-1), F.normalize(view2, dim=-1)
+    logits = a @ b.T / temperature  # (M, M)
+    return (torch.logsumexp(logits, 1) - logits.diagonal()).mean()

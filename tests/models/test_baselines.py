@@ -14,9 +14,10 @@ from recsys_gnn.data.interactions import InteractionData
 from recsys_gnn.graph.user_item import UserItemGraph
 from recsys_gnn.models.baselines import LightGCNId, LMContent, LMFinetune, MatrixFactorization, Popularity
 from recsys_gnn.models.baselines.lm_finetune import transformer_layers
-from recsys_gnn.models.baselines.xsimgcl import XSimGCL, info_nce
+from recsys_gnn.models.baselines.xsimgcl import XSimGCL
 from recsys_gnn.models.context import ModelContext
 from recsys_gnn.models.encoder import PACKAGED_MODEL, TextEncoder
+from recsys_gnn.models.losses import info_nce
 
 WORDS = ["space", "love", "war", "robot", "ghost", "music", "crime", "ocean", "dragon", "school"]
 

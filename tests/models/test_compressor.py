@@ -95,3 +95,58 @@ def test_unknown_similarity_and_activation_are_refused(tiny_env, make_cfg) -> No
         _model(make_cfg, ["model.similarity=euclid"])
     with pytest.raises(ValueError, match="proj_activation"):
         _model(make_cfg, ["model.proj_layers=2", "model.proj_activation=swish"])
+
+
+def test_contrastive_term_adds_weighted_info_nce_of_final_vs_layer_rows(tiny_env, make_cfg) -> None:
+    """With cl_eps=0 the perturbed pass equals the plain one, so the training loss is the base loss plus
+    cl_weight times the InfoNCE of final vs layer-1 rows of the batch's unique users and positives."""
+    from recsys_gnn.models.losses import info_nce
+
+    model, data = _model(make_cfg, ["model.cl_weight=0.3", "model.cl_eps=0", "model.cl_temperature=0.5"])
+    batch = {"user": torch.tensor([0, 0, 1]), "pos": torch.tensor([2, 2, 5]), "neg": torch.tensor([[7], [8], [9]])}
+    model.train()
+    loss, extra = model.loss(batch, kind="softmax", temperature=0.1)
+    users, items, _, _ = model.propagated(None)
+    feat = torch.cat([users, items])
+    inputs = torch.cat(model.inputs(None))
+    layer1 = torch.sparse.mm(_norm_adj(model), inputs)
+    u, i = torch.tensor([0, 1]), torch.tensor([2, 5]) + data.n_users
+    cl = info_nce(feat[u], layer1[u], 0.5) + info_nce(feat[i], layer1[i], 0.5)
+    torch.testing.assert_close(extra["cl_loss"], cl.detach())
+    model.eval()
+    base, none = model.loss(batch, kind="softmax", temperature=0.1)  # eval: no contrastive term
+    assert none == {}
+    torch.testing.assert_close(loss, base + 0.3 * cl, atol=1e-5, rtol=1e-5)
+
+
+def _norm_adj(model) -> torch.Tensor:
+    src, dst = model.graph.edges()
+    n = model.graph.num_nodes()
+    return torch.sparse_coo_tensor(torch.stack([dst, src]), model.graph.edata["w"], (n, n))
+
+
+def test_contrastive_noise_is_relative_and_fresh_and_eval_is_clean(tiny_env, make_cfg) -> None:
+    model, _ = _model(make_cfg, ["model.cl_weight=0.1", "model.cl_eps=0.2", "gnn.num_layers=1"])
+    model.train()
+    feat = torch.cat(model.inputs(None)).detach()
+    clean = model.gnn(model.graph, feat)
+    h1 = torch.sparse.mm(_norm_adj(model), feat)
+    torch.manual_seed(0)
+    noisy, view = model.gnn.perturbed(model.graph, feat, 0.2, 1)
+    delta = view - h1
+    has = h1.norm(dim=1) > 0
+    torch.testing.assert_close(delta[has].norm(dim=1), 0.2 * h1[has].norm(dim=1), atol=1e-5, rtol=1e-4)
+    assert bool((torch.sign(delta[has]) * torch.sign(h1[has]) >= 0).all())
+    torch.testing.assert_close(noisy - clean, model.gnn.coef[1] * delta)
+    assert not torch.allclose(model.gnn.perturbed(model.graph, feat, 0.2, 1)[0], noisy)
+    model.eval()
+    a, b = model.embed()
+    c, d = model.embed()
+    assert torch.equal(a, c) and torch.equal(b, d)
+
+
+def test_contrastive_term_needs_lightgcn_and_a_valid_layer(tiny_env, make_cfg) -> None:
+    with pytest.raises(ValueError, match="needs gnn=lightgcn"):
+        _model(make_cfg, ["model.cl_weight=0.1", "gnn=gcn"])
+    with pytest.raises(ValueError, match="cl_layer"):
+        _model(make_cfg, ["model.cl_weight=0.1", "model.cl_layer=5"])

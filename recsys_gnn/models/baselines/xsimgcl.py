@@ -16,14 +16,7 @@ from recsys_gnn.models.baselines.lightgcn_id import LightGCNId
 from recsys_gnn.models.context import ModelContext
 from recsys_gnn.models.gnn.base import check_positive_int
 from recsys_gnn.models.gnn.lightgcn import LightGCN
-
-
-def info_nce(view1: Tensor, view2: Tensor, temperature: float) -> Tensor:
-    """InfoNCE of two ``(M, D)`` views of the same M nodes, cosine over ``temperature``:
-    ``mean_m -log( e^{cos(a_m, b_m)/T} / sum_n e^{cos(a_m, b_n)/T} )`` (the other nodes are the negatives)."""
-    a, b = F.normalize(view1, dim=-1), F.normalize(view2, dim=-1)
-    logits = a @ b.T / temperature  # (M, M)
-    return (torch.logsumexp(logits, 1) - logits.diagonal()).mean()
+from recsys_gnn.models.losses import info_nce
 
 
 def _check_float(name: str, value: float, low: float, strict: bool) -> float:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import dgl
 import dgl.function as fn
 import torch
+import torch.nn.functional as F
 
 from recsys_gnn.graph.spmm import BACKENDS, propagate
 from recsys_gnn.models.gnn.base import GNNStack, check_choice
@@ -87,6 +88,37 @@ class LightGCN(GNNStack):
                 h = graph.ndata["_lgcn_h"]
                 out = out + coef[k + 1] * h
         return out
+
+    def perturbed(
+        self,
+        graph: dgl.DGLGraph,
+        feat: torch.Tensor,
+        eps: float,
+        view_layer: int,
+        edge_weight: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """XSimGCL's training pass: ``(N, D)`` layer mean and ``(N, D)`` layer ``view_layer`` (1..K), where every
+        propagated layer gets noise before it goes on, ``E^(k) = Â E^(k-1) + eps * ||row|| * sign(E^(k)) ⊙ r``
+        (``r`` a row-normalised uniform draw).
+
+        Unlike the paper's absolute ``eps`` the noise is relative to each row's norm (detached): the compressor's
+        rows have no fixed scale (an MLP of the text, scored by cosine), so absolute noise could be outgrown.
+        Always the torch CSR product, whatever ``backend`` is.
+        """
+        if not 1 <= view_layer <= self.num_layers:
+            raise ValueError(f"view_layer must be in 1..num_layers={self.num_layers}, got {view_layer!r}")
+        weight = self.resolve_edge_weight(graph, feat, edge_weight)
+        coef = self.coef.to(feat.dtype)
+        out, h, view = coef[0] * feat, feat, feat
+        for k in range(1, self.num_layers + 1):
+            h = propagate(graph, h, weight)  # (N, D)
+            if eps > 0:
+                scale = eps * h.detach().norm(dim=-1, keepdim=True)  # (N, 1)
+                h = h + torch.sign(h) * F.normalize(torch.rand_like(h), dim=-1) * scale
+            out = out + coef[k] * h
+            if k == view_layer:
+                view = h
+        return out, view
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, num_layers={self.num_layers}, layer_weights={self.layer_weights}, backend={self.backend!r}"
