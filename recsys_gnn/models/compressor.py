@@ -211,7 +211,9 @@ class GNNCompressor(GraphRecommender):
                 f"{type(self.gnn).__name__}; set gnn=lightgcn or model.cl_weight=0"
             )
         if self.cl_weight > 0 and not 1 <= self.cl_layer <= self.gnn.num_layers:
-            raise ConfigError(f"model.cl_layer must be in 1..{self.gnn.num_layers} (gnn layers), got {cl_layer!r}")
+            raise ConfigError(
+                f"model.cl_layer must be in 1..{self.gnn.num_layers} (gnn layers), got {cl_layer!r}"
+            )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

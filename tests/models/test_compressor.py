@@ -103,7 +103,11 @@ def test_contrastive_term_adds_weighted_info_nce_of_final_vs_layer_rows(tiny_env
     from recsys_gnn.models.losses import info_nce
 
     model, data = _model(make_cfg, ["model.cl_weight=0.3", "model.cl_eps=0", "model.cl_temperature=0.5"])
-    batch = {"user": torch.tensor([0, 0, 1]), "pos": torch.tensor([2, 2, 5]), "neg": torch.tensor([[7], [8], [9]])}
+    batch = {
+        "user": torch.tensor([0, 0, 1]),
+        "pos": torch.tensor([2, 2, 5]),
+        "neg": torch.tensor([[7], [8], [9]]),
+    }
     model.train()
     loss, extra = model.loss(batch, kind="softmax", temperature=0.1)
     users, items, _, _ = model.propagated(None)
