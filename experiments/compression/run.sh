@@ -37,3 +37,6 @@ done
 [ -n "${NO_AGGREGATE:-}" ] || $PY -m recsys_gnn.compress.table $SWEEP --out experiments/compression --threads 1
 [ -n "${NO_AGGREGATE:-}" ] || $PY -m recsys_gnn.aggregate $SWEEP --out experiments/compression --by dataset.name,model._target_,compress.dim \
   --metrics test/ndcg@10,test/recall@10,test_fp16/ndcg@10,test_int8/ndcg@10,test_binary/ndcg@10,fit/seconds
+# Learned PQ/RQ codes (issue #13) on the leaderboard's best model, seeds 1-3 -> learned_best.md; needs that study's
+# job folders with their tables (bash experiments/leaderboard/run.sh first); NO_LEARNED=1 skips this step.
+[ -n "${NO_LEARNED:-}" ] || $PY experiments/compression/learned_best.py
