@@ -9,6 +9,7 @@ import dgl
 import torch
 from torch import Tensor, nn
 
+from recsys_gnn.graph.sampled import check_fanout, sampled_lightgcn
 from recsys_gnn.graph.user_item import UserItemGraph
 from recsys_gnn.models.base import Batch, GraphRecommender, finish_tables, ranking_loss, scored_rows
 from recsys_gnn.models.baselines.mf import check_embedding_hparams, check_similarity
@@ -45,6 +46,10 @@ class LightGCNId(GraphRecommender):
         use_weights: weight edges by the dataset's implicit weights before normalising.
         similarity: "dot" or "cosine" (output tables L2-normalised; use with ``module.loss=softmax``).
         backend: propagation backend of :class:`~recsys_gnn.models.gnn.lightgcn.LightGCN` (``csr`` or ``dgl``).
+        fanout: None (every training step propagates the whole graph) or neighbours sampled per node and layer
+            (one int for every layer, or ``num_layers`` ints, input layer first; -1 = all): training steps then
+            compute only the batch's rows from neighbour samples (:mod:`recsys_gnn.graph.sampled`, unbiased;
+            O(batch x fanout^K) per step). :meth:`embed` (evaluation, export) stays the exact full propagation.
     """
 
     needs_text = False
@@ -59,11 +64,13 @@ class LightGCNId(GraphRecommender):
         use_weights: bool = False,
         similarity: str = "dot",
         backend: str = "csr",
+        fanout: int | list[int] | None = None,
     ) -> None:
         super().__init__()
         check_embedding_hparams(dim, weight_decay_emb, init_std)
         self.similarity = check_similarity(similarity)
         num_layers = check_positive_int("num_layers", num_layers)
+        self.fanout = check_fanout(fanout, num_layers)
         data = context.data
         self.n_users, self.n_items, self.dim = data.n_users, data.n_items, int(dim)
         self.weight_decay_emb = float(weight_decay_emb)
@@ -96,21 +103,60 @@ class LightGCNId(GraphRecommender):
         """:meth:`Recommender.loss <recsys_gnn.models.base.Recommender.loss>` with one row gather per table.
 
         The batch's user, positive and negative rows are taken from the propagated ``(U + I, D)`` table and
-        from ``E^(0)`` (for the L2 term) in one ``index_select`` each, instead of one per kind of row.
+        from ``E^(0)`` (for the L2 term) in one ``index_select`` each, instead of one per kind of row. With a
+        ``fanout``, in training, the rows come from neighbour samples instead (:meth:`sampled_rows`).
         """
+        if self.training and self.fanout is not None:
+            rows = self.batch_rows(batch)
+            reg_rows = self.ego_rows(rows) if self.weight_decay_emb > 0 else None
+            return self.rows_loss(self.sampled_rows(rows), reg_rows, batch, kind, temperature), {}
         ego = torch.cat([self.user_emb.weight, self.item_emb.weight], 0)  # (U + I, D)
         out = self.propagate(self.graph, ego)  # (U + I, D)
         return self.table_loss(out, ego, batch, kind, temperature), {}
+
+    def batch_rows(self, batch: Batch) -> Tensor:
+        """``(2B + B*N,)`` (or ``(2B + N,)`` with shared negatives) node ids of the batch's users, positives and
+        negatives, in that order."""
+        n = self.n_users
+        return torch.cat([batch["user"], batch["pos"] + n, batch["neg"].reshape(-1) + n])
+
+    def ego_rows(self, nodes: Tensor) -> Tensor:
+        """``(R, D)`` layer-0 rows of node ids ``nodes`` ``(R,)`` (users first, then items), gathered per table."""
+        nodes = nodes.to(self.user_emb.weight.device)
+        is_user = nodes < self.n_users
+        users, items = torch.nonzero(is_user).flatten(), torch.nonzero(~is_user).flatten()
+        out = self.user_emb.weight.new_zeros(nodes.shape[0], self.dim)
+        out = out.index_copy(0, users, self.user_emb(nodes[users]))
+        return out.index_copy(0, items, self.item_emb(nodes[items] - self.n_users))
+
+    def sampled_rows(self, nodes: Tensor) -> Tensor:
+        """``(R, D)`` layer-combined rows of ``nodes`` ``(R,)`` from neighbour samples with ``fanout`` (unbiased
+        estimates of the full propagation's rows; exact with every fanout -1)."""
+        return sampled_lightgcn(
+            self.graph,
+            nodes,
+            self.fanout,
+            self.propagate.coef,
+            self.ego_rows,
+            backend=self.propagate.backend,
+        )
 
     def table_loss(self, out: Tensor, ego: Tensor, batch: Batch, kind: str, temperature: float) -> Tensor:
         """The ranking loss (+ L2 on ``ego``) of a batch scored on the ``(U + I, D)`` table ``out``.
 
         Shared with models that propagate differently (:class:`~recsys_gnn.models.baselines.xsimgcl.XSimGCL`).
         """
-        users, pos, neg = batch["user"], batch["pos"], batch["neg"]
-        b = users.shape[0]
-        rows = torch.cat([users, pos + self.n_users, neg.reshape(-1) + self.n_users])  # (2B + B*N or 2B + N,)
-        picked = out.index_select(0, rows)
+        rows = self.batch_rows(batch)
+        reg_rows = ego.index_select(0, rows) if self.weight_decay_emb > 0 else None
+        return self.rows_loss(out.index_select(0, rows), reg_rows, batch, kind, temperature)
+
+    def rows_loss(
+        self, picked: Tensor, reg_rows: Tensor | None, batch: Batch, kind: str, temperature: float
+    ) -> Tensor:
+        """The ranking loss of the batch's propagated rows ``picked`` ``(R, D)`` (in :meth:`batch_rows` order),
+        plus ``weight_decay_emb`` times the L2 of their layer-0 rows ``reg_rows`` ``(R, D)`` (None: no L2)."""
+        neg = batch["neg"]
+        b = batch["user"].shape[0]
         u, p, n = picked[:b], picked[b : 2 * b], picked[2 * b :]
         u, p, n = (scored_rows(self.similarity, t) for t in (u, p, n))  # the rows embed() would return
         pos_score = (u * p).sum(-1)  # (B,)
@@ -119,11 +165,10 @@ class LightGCNId(GraphRecommender):
         else:
             neg_score = torch.einsum("bd,bnd->bn", u, n.view(b, neg.shape[1], -1))  # (B, N)
         main = ranking_loss(kind, pos_score, neg_score, temperature, batch.get("neg_valid"))
-        if self.weight_decay_emb <= 0:
+        if self.weight_decay_emb <= 0 or reg_rows is None:
             return main
         # == weight_decay_emb * l2_reg(user rows, pos rows, neg rows) of E^(0)
-        reg = ego.index_select(0, rows).pow(2).sum() / (2 * b)
-        return main + self.weight_decay_emb * reg
+        return main + self.weight_decay_emb * reg_rows.pow(2).sum() / (2 * b)
 
     def regularization(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> Tensor:
         """``weight_decay_emb * l2_reg`` of the batch's layer-0 user, positive and negative embeddings."""
@@ -136,6 +181,8 @@ class LightGCNId(GraphRecommender):
         )
 
     def extra_repr(self) -> str:
+        fanout = f", fanout={self.fanout}" if self.fanout is not None else ""
         return (
-            f"users={self.n_users}, items={self.n_items}, dim={self.dim}, backend={self.propagate.backend!r}"
+            f"users={self.n_users}, items={self.n_items}, dim={self.dim}, "
+            f"backend={self.propagate.backend!r}{fanout}"
         )
