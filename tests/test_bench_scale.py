@@ -27,6 +27,28 @@ def test_one_tiny_point_measures_every_phase(tmp_path: Path, monkeypatch: pytest
     assert set(row["peak_rss_gb_by_phase"]) == {"data", "setup", "train", "eval"}
 
 
+def test_a_fanout_point_trains_on_neighbour_samples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECSYS_GNN_RAW", "/nonexistent")
+    out = tmp_path / "point.json"
+    args = scale.build_parser().parse_args(
+        ["--point", "20000", "--models", "compressor", "--json", str(out), "--work-dir", str(tmp_path)]
+        + ["--steps", "2", "--eval-users", "16", "--text-dim", "8", "--mem-cap-gb", "16", "--fanout=3,-1"]
+    )
+    args.model = "compressor"
+    assert scale.run_point(args) == 0
+    row = json.loads(out.read_text())
+    assert row["status"] == "ok" and row["fanout"] == "3,all" and row["timed_steps"] == 2
+
+
+def test_fanout_option_parsing() -> None:
+    assert scale.parse_fanout("10") == 10 and scale.parse_fanout("10,-1") == [10, -1]
+    assert scale.fanout_override(None) == [] and scale.fanout_override(10) == ["model.fanout=10"]
+    assert scale.fanout_override([10, -1]) == ["model.fanout=[10,-1]"]
+    assert scale.fanout_label(None) == "full" and scale.fanout_label([10, -1]) == "10,all"
+    with pytest.raises(SystemExit):
+        scale.build_parser().parse_args(["--fanout", "ten"])
+
+
 def _row(n: int, model: str, epoch: float, status: str = "ok") -> dict:
     row = {**scale.point_sizes(n), "model": model, "status": status}
     if status == "ok":
@@ -48,6 +70,7 @@ def test_report_files_largest_size_and_linear_ratio(tmp_path: Path) -> None:
     md, cs, js, png = scale.write_outputs(rows, meta, tmp_path, "scale")
     text = md.read_text()
     assert "largest size that trains here: 1,000,000 interactions" in text
+    assert "| model | fanout | status |" in text and "full-graph propagation at every step" in text
     assert "10,000,000: memory cap 16.0 GB passed in setup" in text
     with cs.open() as f:
         table = list(csv.DictReader(f))

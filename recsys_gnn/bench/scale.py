@@ -14,6 +14,10 @@
   sample of ``eval_users`` validation users; the full evaluation is extrapolated as embed time + per-user
   time x validation users.
 
+With ``--fanout`` (one number for every layer, or one per layer: ``10`` or ``10,10``; -1 = all neighbours) both
+models get ``model.fanout`` and train on neighbour samples of each batch (:mod:`recsys_gnn.graph.sampled`);
+evaluation stays full-graph. The resolved per-layer fanout of each model is recorded (``full`` without).
+
 A point is stopped when its resident memory passes ``--mem-cap-gb`` (default: 2 GB under the memory available
 when the run starts, at most 20 GB), and that is recorded with the phase where it happened, as are
 ``MemoryError`` and a per-point ``--timeout``. Results: ``<out>/<name>.md``, ``.csv``, ``.json`` and ``.png``.
@@ -50,6 +54,7 @@ CSV_FIELDS = (
     "users",
     "items",
     "model",
+    "fanout",
     "status",
     "train_pairs",
     "batch_size",
@@ -105,7 +110,31 @@ class _Guard(threading.Thread):
             time.sleep(0.05)
 
 
-def _compose(n: int, model: str, text_dim: int, work: Path, seed: int):
+def parse_fanout(text: str) -> int | list[int]:
+    """``"10"`` -> 10 (every layer), ``"10,10"`` -> [10, 10] (one per layer); -1 = all neighbours."""
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--fanout must be integers separated by commas, got {text!r}"
+        ) from None
+    return values[0] if len(values) == 1 else values
+
+
+def fanout_override(fanout: int | list[int] | None) -> list[str]:
+    """The Hydra override that sets ``model.fanout`` (none without a fanout)."""
+    if fanout is None:
+        return []
+    value = fanout if isinstance(fanout, int) else "[" + ",".join(str(f) for f in fanout) + "]"
+    return [f"model.fanout={value}"]
+
+
+def fanout_label(fanout: list[int] | None) -> str:
+    """``"10,10"`` for a resolved per-layer fanout, ``"full"`` for full-graph training."""
+    return "full" if fanout is None else ",".join("all" if f == -1 else str(f) for f in fanout)
+
+
+def _compose(n: int, model: str, text_dim: int, work: Path, seed: int, fanout: int | list[int] | None = None):
     from hydra import compose, initialize_config_dir
 
     s = point_sizes(n)
@@ -120,6 +149,7 @@ def _compose(n: int, model: str, text_dim: int, work: Path, seed: int):
         "logger=none",
         f"paths.output_dir={work / 'runs'}",
         f"paths.cache_dir={work / 'cache'}",
+        *fanout_override(fanout),
     ]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
@@ -176,7 +206,7 @@ def run_point(args: argparse.Namespace) -> int:
         result[f"{phase}_s"] = st.wall_s
 
     try:
-        cfg = _compose(args.point, args.model, args.text_dim, work, args.seed)
+        cfg = _compose(args.point, args.model, args.text_dim, work, args.seed, args.fanout)
         pl.seed_everything(cfg.seed, workers=True)
         cache = work / f"data-{args.point}-{args.text_dim}-{args.seed}.pkl"
         guard.phase = "data"
@@ -194,6 +224,7 @@ def run_point(args: argparse.Namespace) -> int:
         with measure_phase() as st:
             module, datamodule = build_module(cfg, data)
         done("setup", st)
+        result["fanout"] = fanout_label(getattr(module.model, "fanout", None))
         batch = int(cfg.data.batch_size)
         steps_per_epoch = -(-len(data.train) // batch)
         result.update(batch_size=batch, steps_per_epoch=steps_per_epoch)
@@ -294,6 +325,7 @@ def run_curve(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "--seed",
                 str(args.seed),
                 *(["--threads", str(args.threads)] if args.threads else []),
+                *([f"--fanout={args.fanout_text}"] if args.fanout is not None else []),
             ]
             log.info("point %d interactions, %s: %s", n, model, shlex.join(cmd))
             t0 = time.perf_counter()
@@ -362,6 +394,13 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"Machine: {meta['cpu']}, {meta['cores']} cores, {meta['mem_gb']:.0f} GB RAM (shared: "
         f"`others` = mean cores busy with other processes during the point); torch threads {meta['threads']}; "
         f"memory cap per point {meta['mem_cap_gb']} GB.  ",
+        "Training: "
+        + (
+            "full-graph propagation at every step.  "
+            if meta.get("fanout") is None
+            else f"neighbour-sampled (`--fanout {meta['fanout']}`: per-layer fanout in the table; "
+            "evaluation stays full-graph).  "
+        ),
         f"Data: items = users = interactions / 10, Zipf item popularity (alpha 0.8) and user activity (0.6), "
         f"{meta['text_dim']}-d random unit item vectors, random 8:1:1 split per user.  ",
         f"Epoch = mean of up to {meta['steps']} timed steps (after 1 untimed; stopped after "
@@ -370,9 +409,9 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
         "(full ranking, 3 cut-offs). Peak = kernel VmHWM reset per phase, max over phases (data, setup, "
         "train, eval).",
         "",
-        "| interactions | users | items | model | status | steps/epoch (batch) | timed steps | step | "
+        "| interactions | users | items | model | fanout | status | steps/epoch (batch) | timed steps | step | "
         "epoch (est.) | epoch / linear | eval (est.) | eval users (sampled) | peak RSS GB (phase) | others |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
@@ -383,6 +422,7 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
                     _fmt(r["users"]),
                     _fmt(r["items"]),
                     r["model"],
+                    str(r.get("fanout", "-")),
                     str(r.get("status")),
                     f"{_fmt(r.get('steps_per_epoch'))} ({_fmt(r.get('batch_size'))})",
                     _fmt(r.get("timed_steps")),
@@ -483,15 +523,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="scale")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument(
+        "--fanout",
+        type=parse_fanout,
+        default=None,
+        help="model.fanout of both models: one number for every layer or one per layer (10 or 10,10; -1 = all "
+        "neighbours); default: full-graph training",
+    )
     p.add_argument("--point", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--json", type=Path, default=None, help=argparse.SUPPRESS)
     return p
+
+
+def _as_list(fanout: int | list[int]) -> list[int]:
+    return [fanout] if isinstance(fanout, int) else list(fanout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the scale curve (or, with the internal ``--point``, one point) and write the report."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    args.fanout_text = None if args.fanout is None else ",".join(map(str, _as_list(args.fanout)))
     if args.mem_cap_gb is None:
         args.mem_cap_gb = default_mem_cap_gb()
     if args.point is not None:
@@ -514,6 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "steps": args.steps,
         "step_budget": args.step_budget,
         "eval_users": args.eval_users,
+        "fanout": args.fanout_text,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     paths = write_outputs(rows, meta, args.out, args.name)

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from recsys_gnn.data.errors import ConfigError
 from recsys_gnn.eval.news import seen_in_training
+from recsys_gnn.graph.sampled import check_fanout, sampled_lightgcn
 from recsys_gnn.models.base import (
     SIMILARITIES,
     Batch,
@@ -20,6 +21,7 @@ from recsys_gnn.models.base import (
     ranking_loss,
 )
 from recsys_gnn.models.context import ModelContext
+from recsys_gnn.models.gnn.lightgcn import LightGCN
 from recsys_gnn.models.item_bias import (
     ItemBias,
     bias_init,
@@ -80,6 +82,13 @@ class GNNCompressor(GraphRecommender):
     rows then have norm ``s``). ``cold_scale="auto"`` trains with ``s = 1`` and lets the ranking job choose
     ``s`` on the validation set after training (:mod:`recsys_gnn.eval.cold_calibration`).
 
+    With a ``fanout`` (``gnn=lightgcn`` on a graph with user nodes, ``user_init`` text or id, no ``cold_dropout``
+    or ``cl_weight``) a training step projects and propagates only what the batch needs: the batch's users,
+    positives and negatives are the seeds of per-layer neighbour samples (:mod:`recsys_gnn.graph.sampled`,
+    rescaled so each row is an unbiased estimate of the full propagation), only the sampled nodes' inputs are
+    computed, and :meth:`tables`' tail runs on the seed rows. A step then costs O(batch x fanout^K) instead of
+    O(graph); evaluation and export still propagate the whole graph exactly.
+
     Args:
         context: run-time data, encoder, graph builder and GNN factory.
         dim: output (compressed) dimension D.
@@ -107,6 +116,8 @@ class GNNCompressor(GraphRecommender):
         cl_eps: noise magnitude of the perturbed training pass, relative to each row's norm.
         cl_temperature: temperature of the contrastive InfoNCE.
         cl_layer: the layer (1..K) contrasted with the final rows.
+        fanout: None (full-graph training steps) or neighbours sampled per node and layer: one int for every
+            layer or one per GNN layer, input layer first; -1 = all (see above).
     """
 
     def __init__(
@@ -131,6 +142,7 @@ class GNNCompressor(GraphRecommender):
         cl_eps: float = 0.1,
         cl_temperature: float = 0.2,
         cl_layer: int = 1,
+        fanout: int | list[int] | None = None,
     ) -> None:
         super().__init__()
         if user_init not in USER_INITS:
@@ -214,7 +226,35 @@ class GNNCompressor(GraphRecommender):
             raise ConfigError(
                 f"model.cl_layer must be in 1..{self.gnn.num_layers} (gnn layers), got {cl_layer!r}"
             )
+        self.fanout = self._check_fanout(fanout)
         self.reset_parameters()
+
+    def _check_fanout(self, fanout: int | list[int] | None) -> list[int] | None:
+        """``model.fanout`` as one int per GNN layer, or None; refuses the settings the sampled path lacks."""
+        if fanout is None:
+            return None
+        if not isinstance(self.gnn, LightGCN):
+            raise ConfigError(
+                f"model.fanout (neighbour-sampled training) needs gnn=lightgcn, got {type(self.gnn).__name__}; "
+                "set gnn=lightgcn or model.fanout=null"
+            )
+        if not self.has_user_nodes:
+            raise ConfigError(
+                "model.fanout (neighbour-sampled training) needs a graph with user nodes (graph=user_item or "
+                "hybrid); set graph=user_item or model.fanout=null"
+            )
+        if self.user_init == "items":
+            raise ConfigError(
+                "model.fanout does not support model.user_init=items (each sampled user would project all its "
+                "training items' text); set model.user_init=text (or id) or model.fanout=null"
+            )
+        for key, value in (("cold_dropout", self.cold_dropout), ("cl_weight", self.cl_weight)):
+            if value > 0:
+                raise ConfigError(
+                    f"model.fanout (neighbour-sampled training) does not support model.{key}={value}; "
+                    f"set model.{key}=0 or model.fanout=null"
+                )
+        return check_fanout(fanout, self.gnn.num_layers)
 
     def reset_parameters(self) -> None:
         for emb in (self.user_emb, self.item_emb):
@@ -238,9 +278,11 @@ class GNNCompressor(GraphRecommender):
             raise ConfigError(f"model.cold_scale must be a number > 0 or {COLD_SCALE_AUTO!r}, got {value!r}")
         self.cold_factor.fill_(float(value))
 
-    def _cold_rows(self, items: Tensor) -> Tensor:
-        """``(I, D)`` factor per item row: ``cold_scale`` on the untrained items' content part, else 1."""
-        factor = torch.where(self.untrained, self.cold_factor, torch.ones_like(self.cold_factor))  # (I,)
+    def _cold_rows(self, items: Tensor, item_ids: Tensor | None = None) -> Tensor:
+        """``(I, D)`` factor per item row: ``cold_scale`` on the untrained items' content part, else 1
+        (``item_ids``: the ids of ``items``' rows when they are a subset of the catalogue)."""
+        untrained = self.untrained if item_ids is None else self.untrained[item_ids]
+        factor = torch.where(untrained, self.cold_factor, torch.ones_like(self.cold_factor))  # (I,)
         factor = factor.to(items.dtype)[:, None].expand(-1, items.shape[1])
         if self.item_bias:  # the bias column is an offset, not part of the scaled content
             factor = torch.cat([factor[:, :-1], factor.new_ones(factor.shape[0], 1)], 1)
@@ -267,6 +309,26 @@ class GNNCompressor(GraphRecommender):
         else:
             users = torch.sparse.mm(self.user_mean, text)  # (U, D)
         return self.dropout(users), self.dropout(items)
+
+    def node_inputs(self, nodes: Tensor) -> Tensor:
+        """``(n, D')`` input rows of graph nodes ``nodes`` ``(n,)`` (users ``0..U-1``, then items): the rows
+        :meth:`inputs` gives them (no cold-dropped items), computed for those nodes only."""
+        nodes = nodes.to(self.item_text.device)
+        is_user = nodes < self.n_users
+        at_users, at_items = torch.nonzero(is_user).flatten(), torch.nonzero(~is_user).flatten()
+        users, item_ids = nodes[at_users], nodes[at_items] - self.n_users
+        items = self.proj(self.item_text[item_ids])  # (n_i, D')
+        if self.item_emb is not None:
+            items = items + self.item_emb(item_ids)
+        if self.user_emb is not None:
+            user_rows = self.user_emb(users)  # (n_u, D')
+        elif self.user_init == "text":
+            user_rows = self.proj(self.user_text[users])  # (n_u, D')
+        else:  # refused with a fanout (see _check_fanout): a user's items would all be projected
+            raise ValueError("node_inputs needs model.user_init=text or id")
+        out = items.new_zeros(nodes.shape[0], items.shape[1])
+        out = out.index_copy(0, at_users, user_rows).index_copy(0, at_items, items)
+        return self.dropout(out)
 
     def dropped_items(self) -> Tensor | None:
         """``(I,)`` bool of the items cold-dropped in this training step, or None (eval, or no cold_dropout)."""
@@ -324,20 +386,30 @@ class GNNCompressor(GraphRecommender):
         users, items, _, _ = self.propagated(dropped)
         return self.tables(users, items, dropped)
 
-    def tables(self, users: Tensor, items: Tensor, dropped: Tensor | None) -> tuple[Tensor, Tensor]:
-        """The scored tables from propagated rows: normalisation, bias column, cold scale (see :meth:`embed`)."""
+    def tables(
+        self, users: Tensor, items: Tensor, dropped: Tensor | None, item_ids: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """The scored tables from propagated rows: normalisation, bias column, cold scale (see :meth:`embed`).
+
+        ``item_ids``: ``(n,)`` ids of ``items``' rows when they are only some items (the sampled path), else None.
+        """
         users, items = finish_tables(self.similarity, users, items)
         if self.biases is not None:
-            users, items = with_bias_column(users, items, self.biases(dropped))  # (U, D), (I, D)
+            bias = self.biases(dropped)  # (I,)
+            bias = bias if item_ids is None else bias[item_ids]
+            users, items = with_bias_column(users, items, bias)  # (U, D), (I, D)
         if self._scales_cold():
-            items = items * self._cold_rows(items)
+            items = items * self._cold_rows(items, item_ids)
         return users, items
 
     def loss(
         self, batch: Batch, kind: str = "bpr", temperature: float = 1.0
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """The base loss; with ``cl_weight > 0`` in training, on the perturbed tables plus ``cl_weight`` times
-        the contrastive term (logged unweighted as ``cl_loss``)."""
+        the contrastive term (logged unweighted as ``cl_loss``); with a ``fanout`` in training, from neighbour
+        samples (:meth:`sampled_loss`)."""
+        if self.training and self.fanout is not None:
+            return self.sampled_loss(batch, kind, temperature)
         if not (self.training and self.cl_weight > 0):
             return super().loss(batch, kind, temperature)
         dropped = self.dropped_items()
@@ -350,6 +422,30 @@ class GNNCompressor(GraphRecommender):
         cl = info_nce(users[u], view_users[u], self.cl_temperature)
         cl = cl + info_nce(items[i], view_items[i], self.cl_temperature)
         return main + self.cl_weight * cl, {"cl_loss": cl.detach()}
+
+    def sampled_loss(self, batch: Batch, kind: str = "bpr", temperature: float = 1.0) -> tuple[Tensor, dict]:
+        """:meth:`Recommender.loss <recsys_gnn.models.base.Recommender.loss>` on the rows of the batch's distinct
+        users and items only, each from neighbour samples with ``fanout`` (:mod:`recsys_gnn.graph.sampled`).
+
+        The batch is re-indexed into those rows, so scoring, the ranking loss and :meth:`regularization` are the
+        full path's; with every fanout -1 the loss equals it.
+        """
+        users, pos, neg = batch["user"], batch["pos"], batch["neg"]
+        b = users.shape[0]
+        user_ids, user_at = torch.unique(users, return_inverse=True)  # (n_u,), (B,)
+        item_ids, item_at = torch.unique(torch.cat([pos, neg.reshape(-1)]), return_inverse=True)  # (n_i,)
+        seeds = torch.cat([user_ids, item_ids + self.n_users])  # (n_u + n_i,)
+        out = sampled_lightgcn(
+            self.graph, seeds, self.fanout, self.gnn.coef, self.node_inputs, backend=self.gnn.backend
+        )  # (n_u + n_i, D')
+        n_u = user_ids.shape[0]
+        user_rows, item_rows = self.tables(out[:n_u], out[n_u:], None, item_ids)
+        local: Batch = {"user": user_at, "pos": item_at[:b], "neg": item_at[b:].view(neg.shape)}
+        if "neg_valid" in batch:
+            local["neg_valid"] = batch["neg_valid"]
+        pos_score, neg_score = pair_scores(user_rows[user_at], item_rows, local)
+        main = ranking_loss(kind, pos_score, neg_score, temperature, local.get("neg_valid"))
+        return main + self.regularization(local, user_rows, item_rows), {}
 
     def fold_in(self, cache: tuple[Tensor, Tensor], history: Tensor, n_users: int) -> tuple[Tensor, Tensor]:
         """Cold users as the mean of their items' rows as stored (see the base class; what serving's
@@ -374,4 +470,5 @@ class GNNCompressor(GraphRecommender):
             f"users={self.n_users}, items={self.n_items}, dim={self.dim}, user_init={self.user_init}, "
             f"cold_dropout={self.cold_dropout}, similarity={self.similarity}{bias}"
             + (f", cl_weight={self.cl_weight}, cl_eps={self.cl_eps}" if self.cl_weight > 0 else "")
+            + (f", fanout={self.fanout}" if self.fanout is not None else "")
         )

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from recsys_gnn.data.errors import ConfigError
 from recsys_gnn.models.base import Batch, ranking_loss
 from recsys_gnn.models.compressor import GNNCompressor
 from recsys_gnn.models.context import ModelContext
@@ -76,6 +77,8 @@ class DistilledCompressor(GNNCompressor):
         **kwargs,
     ) -> None:
         super().__init__(context, **kwargs)
+        if self.fanout is not None:  # loss() below scores full tables: the sampled path would be skipped
+            raise ConfigError("model.fanout is not supported by model=distill; set model.fanout=null")
         if distill_weight < 0 or temperature <= 0 or extra < 0:
             raise ValueError(
                 f"need distill_weight >= 0, temperature > 0, extra >= 0; got {distill_weight}, {temperature}, {extra}"

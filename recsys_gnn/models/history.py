@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from recsys_gnn.data.errors import ConfigError
 from recsys_gnn.models.base import Batch, pair_scores, ranking_loss, scored_rows
 from recsys_gnn.models.item_bias import unit_bias_column
 
@@ -66,6 +67,11 @@ def impression_loss(
     user is its impression's click history (:func:`history_users`) unless the model opts out; the clicked
     candidate is scored against the ``(B, K)`` unclicked candidates of its impression with ``kind``.
     """
+    # the tables below are full-graph: a model's neighbour sampling (model.fanout) would be skipped silently
+    if getattr(model, "fanout", None) is not None:
+        raise ConfigError(
+            "model.fanout is not supported with data.sampling=impressions; set model.fanout=null"
+        )
     user_emb, item_emb = model.embed()
     u = user_emb[batch["user"]]  # (B, D)
     if uses_history(model):

@@ -268,6 +268,72 @@ def test_bad_hparams(context: ModelContext, cls, kwargs: dict, match: str) -> No
         cls(context, **kwargs)
 
 
+@pytest.mark.parametrize("kind", ["bpr", "softmax"])
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+def test_lightgcn_id_fanout_all_equals_the_full_graph_loss(
+    context: ModelContext, kind: str, shared: bool, similarity: str
+) -> None:
+    """``fanout=-1`` per layer samples every neighbour: the training loss and its gradients are the full ones."""
+    batch = full_batch(context.data)
+    if shared:
+        batch["neg"] = torch.tensor([0, 3, 5, 7, 3])
+        batch["neg_valid"] = (
+            torch.rand(len(batch["user"]), 5, generator=torch.Generator().manual_seed(0)) > 0.2
+        )
+    losses, grads = [], []
+    for fanout in (None, [-1, -1], -1):
+        torch.manual_seed(0)
+        model = LightGCNId(
+            context, dim=6, num_layers=2, weight_decay_emb=0.1, similarity=similarity, fanout=fanout
+        )
+        loss, _ = model.train().loss(batch, kind, temperature=0.2)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append(torch.cat([model.user_emb.weight.grad, model.item_emb.weight.grad]))
+    for loss, grad in zip(losses[1:], grads[1:], strict=True):
+        torch.testing.assert_close(loss, losses[0])
+        torch.testing.assert_close(grad, grads[0], rtol=1e-5, atol=1e-7)
+
+
+def test_lightgcn_id_sampled_training_lowers_the_loss_and_embed_stays_exact(context: ModelContext) -> None:
+    import dgl
+
+    from recsys_gnn.models.base import Recommender
+
+    torch.manual_seed(0)
+    dgl.seed(0)
+    model = LightGCNId(context, dim=8, num_layers=2, weight_decay_emb=0.0, fanout=[2, 2])
+    full = LightGCNId(context, dim=8, num_layers=2, weight_decay_emb=0.0)
+    batch = full_batch(context.data)
+
+    def full_loss() -> float:
+        with torch.no_grad():
+            return float(Recommender.loss(model, batch)[0])
+
+    before = full_loss()
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(20):
+        opt.zero_grad()
+        model.train().loss(batch)[0].backward()
+        opt.step()
+    assert full_loss() < 0.8 * before
+    full.load_state_dict(model.state_dict())
+    model.eval()
+    for a, b in zip(model.embed(), full.embed(), strict=True):  # evaluation propagates the whole graph
+        torch.testing.assert_close(a, b)
+    assert "fanout=[2, 2]" in repr(model)
+
+
+@pytest.mark.parametrize("fanout", [[10], [10, 0], [10, -2], "10", 2.5])
+def test_lightgcn_id_bad_fanout(context: ModelContext, fanout) -> None:
+    from recsys_gnn.data.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model\.fanout must be .*num_layers=2") as err:
+        LightGCNId(context, dim=4, num_layers=2, fanout=fanout)
+    assert "\n" not in str(err.value)
+
+
 # -- LM fine-tuning ------------------------------------------------------------------------------------------
 
 
@@ -615,3 +681,14 @@ def test_xsimgcl_softmax_loss_through_the_config(tiny_env, make_cfg, similarity:
     loss, extra = m.loss(batch, kind="softmax", temperature=0.2)
     loss.backward()
     assert torch.isfinite(loss) and extra["cl_loss"] > 0 and m.user_emb.weight.grad is not None
+
+
+def test_lightgcn_id_fanout_from_the_config(tiny_env, make_cfg) -> None:
+    from recsys_gnn.pipeline import build_model, load_data
+
+    cfg = make_cfg(["model=lightgcn_id", "~gnn", "~graph", "compress.dim=8", "model.fanout=[5,5,-1]"])
+    model = build_model(cfg, load_data(cfg))
+    assert model.fanout == [5, 5, -1]
+    batch = {"user": torch.tensor([0, 1]), "pos": torch.tensor([2, 3]), "neg": torch.tensor([[4], [5]])}
+    loss, _ = model.train().loss(batch)
+    assert torch.isfinite(loss)

@@ -154,3 +154,113 @@ def test_contrastive_term_needs_lightgcn_and_a_valid_layer(tiny_env, make_cfg) -
         _model(make_cfg, ["model.cl_weight=0.1", "gnn=gcn"])
     with pytest.raises(ValueError, match="cl_layer"):
         _model(make_cfg, ["model.cl_weight=0.1", "model.cl_layer=5"])
+
+
+# -- neighbour-sampled training (model.fanout) ------------------------------------------------------------------
+def _batch(data, shared: bool) -> dict[str, torch.Tensor]:
+    users = torch.as_tensor(data.train[:12, 0])
+    batch = {"user": users, "pos": torch.as_tensor(data.train[:12, 1])}
+    if shared:
+        neg = torch.tensor([0, 5, 9, 5, data.n_items - 1])
+        return batch | {"neg": neg, "neg_valid": torch.arange(12)[:, None] % 3 != torch.arange(5)[None] % 2}
+    return batch | {
+        "neg": torch.randint(0, data.n_items, (12, 3), generator=torch.Generator().manual_seed(0))
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "kind", "shared"),
+    [
+        ([], "softmax", True),  # the default: MLP, user_init=text, cosine, shared negatives
+        (
+            ["model.similarity=dot", "model.item_bias=true", "model.item_bias_init=pop", "model.user_init=id"]
+            + ["model.item_id=true", "model.weight_decay_emb=0.1", "gnn.num_layers=3"],
+            "bpr",
+            False,
+        ),
+    ],
+    ids=["default", "dot-bias-id-l2"],
+)
+def test_fanout_all_neighbours_equals_the_full_graph_loss(
+    tiny_env, make_cfg, overrides, kind, shared
+) -> None:
+    """Every fanout -1: the sampled training loss (and its gradients) equals the full-graph one."""
+    layers = 3 if "gnn.num_layers=3" in overrides else 2
+    losses, grads = [], []
+    for fanout in ([], [f"model.fanout=[{','.join(['-1'] * layers)}]"]):
+        torch.manual_seed(0)
+        model, data = _model(make_cfg, overrides + fanout)
+        model.train()
+        loss, extra = model.loss(_batch(data, shared), kind=kind, temperature=0.2)
+        loss.backward()
+        assert extra == {}
+        losses.append(loss.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    torch.testing.assert_close(losses[1], losses[0])
+    assert grads[1].keys() == grads[0].keys() and len(grads[0]) > 0
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_fanout_training_lowers_the_loss_and_evaluation_stays_exact(tiny_env, make_cfg) -> None:
+    import dgl
+
+    torch.manual_seed(0)
+    dgl.seed(0)
+    model, data = _model(make_cfg, ["model.fanout=2"])
+    assert model.fanout == [2, 2]
+    full, _ = _model(make_cfg, [])
+    batch = _batch(data, shared=True)
+
+    def full_loss() -> float:
+        full.load_state_dict(model.state_dict())
+        with torch.no_grad():
+            return float(full.eval().loss(batch, kind="softmax", temperature=0.2)[0])
+
+    before = full_loss()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(15):
+        opt.zero_grad()
+        model.train().loss(batch, kind="softmax", temperature=0.2)[0].backward()
+        opt.step()
+    assert full_loss() < before
+    model.eval()
+    for a, b in zip(model.embed(), full.embed(), strict=True):  # evaluation propagates the whole graph
+        torch.testing.assert_close(a, b)
+    assert "fanout=[2, 2]" in repr(model)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["model.fanout=[10]"], r"model\.fanout must be .*num_layers=2"),
+        (["model.fanout=[10,0]"], r"model\.fanout must be"),
+        (["model.fanout=[10,10]", "gnn=gcn"], r"needs gnn=lightgcn"),
+        (["model.fanout=[10,10]", "graph=item_item"], r"graph with user nodes"),
+        (["model.fanout=[10,10]", "model.user_init=items"], r"model\.user_init=items"),
+        (
+            ["model.fanout=[10,10]", "model.cold_dropout=0.2"],
+            r"model\.cold_dropout=0\.2; set model\.cold_dropout=0",
+        ),
+        (["model.fanout=[10,10]", "model.cl_weight=0.1"], r"model\.cl_weight=0\.1; set model\.cl_weight=0"),
+        (
+            ["model=distill", "gnn=lightgcn", "model.user_init=text", "+model.fanout=[10,10]"],
+            r"not supported by model=distill",
+        ),
+    ],
+)
+def test_bad_fanout_settings_are_refused(tiny_env, make_cfg, overrides, match) -> None:
+    from recsys_gnn.data.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match) as err:
+        _model(make_cfg, overrides)
+    assert "\n" not in str(err.value)
+
+
+def test_fanout_is_refused_on_impression_batches(tiny_env, make_cfg) -> None:
+    from recsys_gnn.data.errors import ConfigError
+    from recsys_gnn.models.history import impression_loss
+
+    model, data = _model(make_cfg, ["model.fanout=[3,3]"])
+    with pytest.raises(ConfigError, match=r"model\.fanout is not supported with data\.sampling=impressions"):
+        impression_loss(model.train(), _batch(data, shared=False))
