@@ -3,9 +3,10 @@
 # impressions against K=4 unclicked candidates of the same impression, users = click history of the impression
 # scored, selection on val_impressions/auc with early stopping, patience 5). Every row of a dataset is scored on
 # the same test impressions (each user's last impression by id). Rows per dataset: random, pop, ctr (smoothed
-# training CTR), lm_content (frozen MiniLM, user = mean of the history articles) and the default news
-# compressor (`python run.py domain=news`: model=news_compressor); on NeMig EN also the "what was tried"
-# variants (seed 1).
+# training CTR), lm_content (frozen MiniLM, user = mean of the history articles), the default news
+# compressor (`python run.py domain=news`: model=news_compressor), MF and LightGCN on ids, and the compressor
+# with gnn=gcn / gnn=sage (NO_SECONDARY=1 skips these four); on NeMig EN also the "what was tried" variants
+# (seed 1).
 #   bash experiments/news/run.sh                                   # everything in results.md
 #   SEEDS=1 DATASETS=nemig VARIANTS=0 bash experiments/news/run.sh   # a quick subset
 # pop, ctr and lm_content have no randomness: they run with seed 1 only. Both datasets use the packaged
@@ -38,6 +39,12 @@ for ds in $DATASETS; do
   $PY run.py -m domain=news dataset=$ds model=random seed=$SEEDS logger=csv hydra.sweep.dir=$out/random "$sub"
   # shellcheck disable=SC2086
   $PY run.py -m domain=news dataset=$ds $ENCODER seed=$SEEDS "${train[@]}" hydra.sweep.dir=$out/compressor "$sub"
+  # id baselines (articles have ids; users = click history through the trained id rows) and the other GNNs
+  [ -n "${NO_SECONDARY:-}" ] && continue
+  $PY run.py -m domain=news dataset=$ds seed=$SEEDS "${train[@]}" model=mf,lightgcn_id '~gnn' '~graph' \
+    hydra.sweep.dir=$out/ids "$sub"
+  # shellcheck disable=SC2086
+  $PY run.py -m domain=news dataset=$ds $ENCODER seed=$SEEDS "${train[@]}" gnn=gcn,sage hydra.sweep.dir=$out/gnns "$sub"
 done
 if [ "$VARIANTS" = 1 ]; then
   # NeMig EN, seed 1, each a change of the default (model=news_compressor: gat, item bias from the log CTR)
@@ -46,10 +53,6 @@ if [ "$VARIANTS" = 1 ]; then
   $PY run.py -m "${v[@]}" gnn=lightgcn model.item_bias_init=zero,ctr  # the bias learned from 0 / from the CTR
   $PY run.py -m "${v[@]}" data.batch_size=1024                      # 4x the steps per epoch
   $PY run.py -m "${v[@]}" model.dropout=0.2
-  # id baselines (articles have ids; users = click history through the trained id rows) and the other GNNs
-  b=(domain=news dataset=nemig seed=1 "${train[@]}" "$sub")
-  $PY run.py -m "${b[@]}" model=mf,lightgcn_id '~gnn' '~graph' hydra.sweep.dir=$SWEEP/nemig/ids
-  $PY run.py -m "${b[@]}" gnn=gcn,sage hydra.sweep.dir=$SWEEP/nemig/gnns
 fi
 # NeMig's slot bias (logging artefact; position.md / position.json):
 $PY experiments/news/position.py nemig nemig-de
