@@ -65,13 +65,20 @@ def impression_loss(
 
     The model's tables come from ``model.embed()`` (so gradients reach the GNN and the projection); each row's
     user is its impression's click history (:func:`history_users`) unless the model opts out; the clicked
-    candidate is scored against the ``(B, K)`` unclicked candidates of its impression with ``kind``.
+    candidate is scored against the ``(B, K)`` unclicked candidates of its impression with ``kind``. A model
+    with its own ``impression_loss(batch, kind, temperature)`` method computes it instead (e.g. one that
+    encodes only the batch's articles with gradients).
     """
     # the tables below are full-graph: a model's neighbour sampling (model.fanout) would be skipped silently
     if getattr(model, "fanout", None) is not None:
         raise ConfigError(
             "model.fanout is not supported with data.sampling=impressions; set model.fanout=null"
         )
+    own = getattr(model, "impression_loss", None)
+    if (
+        own is not None
+    ):  # a model whose tables come without gradients (the fine-tuned LM) encodes the batch itself
+        return own(batch, kind, temperature)
     user_emb, item_emb = model.embed()
     u = user_emb[batch["user"]]  # (B, D)
     if uses_history(model):

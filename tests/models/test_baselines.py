@@ -388,6 +388,35 @@ def test_lm_finetune_only_last_layer_gets_gradients(finetune: LMFinetune) -> Non
     finetune.zero_grad()
 
 
+def test_lm_finetune_impression_loss_is_softmax_over_candidates_of_history_users(
+    finetune: LMFinetune,
+) -> None:
+    """Impression batches: user = normalised mean of the history articles' tower rows (the user row when the
+    history is empty), the click scored against its impression's other candidates at the model's temperature;
+    gradients reach the trained block."""
+    batch = {
+        "user": torch.tensor([0, 1]),
+        "pos": torch.tensor([2, 4]),
+        "neg": torch.tensor([[3, 4], [0, 3]]),
+        "hist_items": torch.tensor([0, 1]),  # row 0: history [0, 1]; row 1: empty
+        "hist_offsets": torch.tensor([0, 2]),
+    }
+    loss, _ = finetune.impression_loss(batch, kind="softmax", temperature=123.0)  # temperature: the model's
+    with torch.no_grad():
+        rows = finetune.encode(torch.arange(5))
+        u0 = torch.nn.functional.normalize(rows[[0, 1]].mean(0), dim=0)
+        u1 = torch.nn.functional.normalize(finetune.user_emb.weight[1], dim=0)
+        want = 0.0
+        for u, cands in ((u0, [2, 3, 4]), (u1, [4, 0, 3])):
+            logits = rows[cands] @ u / finetune.temperature
+            want += float(torch.logsumexp(logits, 0) - logits[0]) / 2
+    assert float(loss) == pytest.approx(want, rel=1e-4)
+    loss.backward()
+    grads = [p.grad for p in finetune.parameters() if p.requires_grad and p.grad is not None]
+    assert grads and any(float(g.abs().sum()) > 0 for g in grads)
+    finetune.zero_grad()
+
+
 def test_lm_finetune_masks_other_training_positives(finetune: LMFinetune) -> None:
     users, items = torch.tensor([0, 0, 2]), torch.tensor([0, 1, 3])
     known = finetune._is_known(users, items)

@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recsys_gnn.models.base import Batch, Recommender
+from recsys_gnn.models.base import Batch, Recommender, ranking_loss
 from recsys_gnn.models.context import ModelContext
 from recsys_gnn.models.encoder import resolve_model_path
+from recsys_gnn.models.history import history_users
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +273,24 @@ class LMFinetune(Recommender):
         loss = F.cross_entropy(logits, target)
         acc = (logits.argmax(1) == target).float().mean()
         return loss, {"in_batch_acc": acc.detach()}
+
+    def impression_loss(
+        self, batch: Batch, kind: str = "softmax", temperature: float = 1.0
+    ) -> tuple[Tensor, dict[str, Any]]:
+        """News training (``data.sampling=impressions``): the clicked candidate against the ``(B, K)`` unclicked
+        ones of its impression, the user being the mean of the impression's click-history articles, all encoded
+        here with gradients (``embed()`` has none); ``kind`` as given, at the model's own ``temperature`` (the
+        rows are cosines, as in :meth:`loss`), so ``temperature`` is ignored."""
+        cand = torch.cat([batch["pos"][:, None], batch["neg"]], 1)  # (B, 1 + K)
+        items, inv = torch.unique(torch.cat([cand.reshape(-1), batch["hist_items"]]), return_inverse=True)
+        rows = self.encode(items)  # (P, H), normalised
+        b, k1 = cand.shape
+        cand_rows = rows[inv[: b * k1]].view(b, k1, -1)  # (B, 1 + K, H)
+        fallback = F.normalize(self.user_emb(batch["user"]), dim=-1)  # (B, H) where the history is empty
+        users = history_users(rows, inv[b * k1 :], batch["hist_offsets"], fallback, "cosine")  # (B, H)
+        scores = torch.einsum("bh,bkh->bk", users, cand_rows)  # (B, 1 + K)
+        loss = ranking_loss(kind, scores[:, 0], scores[:, 1:], self.temperature, batch.get("neg_valid"))
+        return loss, {}
 
     def _is_known(self, users: Tensor, items: Tensor) -> Tensor:
         """``(B, P)`` bool: whether user ``users[b]`` has item ``items[p]`` in training."""
