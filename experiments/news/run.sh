@@ -53,6 +53,11 @@ if [ "$VARIANTS" = 1 ]; then
   $PY run.py -m "${v[@]}" gnn=lightgcn model.item_bias_init=zero,ctr  # the bias learned from 0 / from the CTR
   $PY run.py -m "${v[@]}" data.batch_size=1024                      # 4x the steps per epoch
   $PY run.py -m "${v[@]}" model.dropout=0.2
+  # the fine-tuned LM (last MiniLM block, two towers, trained on the impressions; ~3-4 min per epoch here):
+  # NeMig EN, seed 1, lr 1e-4 and patience 3 (as the leaderboard's lm_finetune row)
+  $PY run.py -m domain=news dataset=nemig seed=1 model=lm_finetune '~gnn' '~graph' optimizer.lr=1e-4 \
+    callbacks.early_stopping.patience=3 trainer.max_epochs=20 +trainer.inference_mode=false logger=csv \
+    hydra.sweep.dir=$SWEEP/nemig/lm_finetune "$sub"
 fi
 # NeMig's slot bias (logging artefact; position.md / position.json):
 $PY experiments/news/position.py nemig nemig-de
