@@ -5,6 +5,7 @@
 #   STAGE=table bash experiments/leaderboard/run.sh           # only rewrite results.md from finished jobs
 #   REUSE_CHOSEN=1 STAGE=final bash ...                        # final seeds from the recorded chosen.json
 #   RESTORE=1 REUSE_CHOSEN=1 bash ...   # fresh checkout: seed job folders from the committed runs/ copies first
+#   .venv/bin/python experiments/leaderboard/readme_tables.py   # then: README's leaderboard tables from results.csv
 # Resumable: job folders under logs/studies/leaderboard that hold metrics.json are skipped; stop and rerun at will.
 # Two jobs at a time, one thread each (JOBS=2). Stages: tune (seed 1, each model's grid), final (the chosen
 # point on seeds 1-3), table (results.md/results.csv + runs/ copies). The RecBole reference needs RecBole 1.2.1
