@@ -240,6 +240,11 @@ def test_lightgcn_id_one_gather_loss_equals_the_generic_loss(
         loss.backward()
         losses.append(loss.detach())
         grads.append(torch.cat([model.user_emb.weight.grad, model.item_emb.weight.grad]))
+    _assert_all_equal(losses, grads)
+
+
+def _assert_all_equal(losses: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+    """Every variant's loss and id-table gradients equal the first variant's (float tolerance)."""
     for loss, grad in zip(losses[1:], grads[1:], strict=True):
         torch.testing.assert_close(loss, losses[0])
         torch.testing.assert_close(grad, grads[0], rtol=1e-5, atol=1e-7)
@@ -291,9 +296,7 @@ def test_lightgcn_id_fanout_all_equals_the_full_graph_loss(
         loss.backward()
         losses.append(loss.detach())
         grads.append(torch.cat([model.user_emb.weight.grad, model.item_emb.weight.grad]))
-    for loss, grad in zip(losses[1:], grads[1:], strict=True):
-        torch.testing.assert_close(loss, losses[0])
-        torch.testing.assert_close(grad, grads[0], rtol=1e-5, atol=1e-7)
+    _assert_all_equal(losses, grads)
 
 
 def test_lightgcn_id_sampled_training_lowers_the_loss_and_embed_stays_exact(context: ModelContext) -> None:
