@@ -13,7 +13,7 @@
 # English MiniLM encoder (no hub access here); for DE a multilingual encoder is the right choice where the hub
 # is reachable: ENCODER="encoder=hf encoder.model_name=sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
 # Then
-#   .venv/bin/python experiments/news/summarize.py logs/studies/news > experiments/news/results.md
+#   .venv/bin/python experiments/news/summarize.py logs/studies/news experiments/news/runs > experiments/news/results.md
 # (the last line of this script also writes position.md: click share by slot, position-only rows)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -1,6 +1,6 @@
 """results.md of the news study, from the run folders that experiments/news/run.sh writes.
 
-Usage: python experiments/news/summarize.py logs/studies/news > experiments/news/results.md
+Usage: python experiments/news/summarize.py logs/studies/news experiments/news/runs > experiments/news/results.md
 
 Layout read: ``<root>/<dataset>/<group>/<run>/`` with ``group`` one of ``fixed`` (pop, ctr, lm_content),
 ``random``, ``compressor`` (the default news compressor, several seeds) and ``variants`` (the "what was
@@ -11,6 +11,7 @@ AUC; the target is checked on NeMig EN. ``notes.md`` beside this script is appen
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -214,5 +215,27 @@ def main(root: Path) -> None:
         print(notes.read_text().rstrip())
 
 
+KEPT = ("config.yaml", "metrics.json", "protocol.json", "run_info.json")
+
+
+def keep_runs(root: Path, out: Path) -> int:
+    """Copy every run's resolved config, metrics, protocol and run info (seed, commit) from ``root`` to ``out``,
+    under the same relative folders; returns the number of runs copied."""
+    n = 0
+    for mfile in sorted(root.rglob("metrics.json")):
+        run = mfile.parent
+        if len(run.relative_to(root).parts) < 3:  # the results' rows come from <dataset>/<group>/<run> only
+            continue
+        dest = out / run.relative_to(root)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in KEPT:
+            if (run / name).is_file():
+                shutil.copy2(run / name, dest / name)
+        n += 1
+    return n
+
+
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
+    if len(sys.argv) > 2:  # python summarize.py logs/studies/news experiments/news/runs > results.md
+        print(f"kept {keep_runs(Path(sys.argv[1]), Path(sys.argv[2]))} runs", file=sys.stderr)
