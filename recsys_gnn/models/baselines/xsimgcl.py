@@ -7,10 +7,8 @@ import numbers
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from recsys_gnn.graph.spmm import propagate
 from recsys_gnn.models.base import Batch
 from recsys_gnn.models.baselines.lightgcn_id import LightGCNId
 from recsys_gnn.models.context import ModelContext
@@ -101,18 +99,11 @@ class XSimGCL(LightGCNId):
     def layers(self, ego: Tensor, perturbed: bool) -> tuple[Tensor, Tensor]:
         """``(U + I, D)`` final embeddings (mean of layers 1..K) and layer ``cl_layer``'s, from ``ego`` ``(U + I, D)``.
 
-        With ``perturbed`` every layer gets its noise ``Δ^(k)`` before it is propagated further and averaged.
+        With ``perturbed`` every layer gets its noise ``Δ^(k)`` (absolute ``eps``, as in the paper) before it is
+        propagated further and averaged (:meth:`~recsys_gnn.models.gnn.lightgcn.LightGCN.perturbed`).
         """
-        weight = self.graph.edata["w"]
-        h, total, view = ego, torch.zeros_like(ego), ego
-        for k in range(1, self.num_layers + 1):
-            h = propagate(self.graph, h, weight)  # (U + I, D)
-            if perturbed and self.eps > 0:
-                h = h + torch.sign(h) * F.normalize(torch.rand_like(h), dim=-1) * self.eps
-            total = total + h
-            if k == self.cl_layer:
-                view = h
-        return total / self.num_layers, view
+        eps = self.eps if perturbed else 0.0
+        return self.propagate.perturbed(self.graph, ego, eps, self.cl_layer, relative=False)
 
     def contrastive_loss(self, final: Tensor, view: Tensor, batch: Batch) -> Tensor:
         """``InfoNCE`` of final vs layer-``l*`` rows over the batch's unique users + that over its unique positives."""

@@ -96,14 +96,16 @@ class LightGCN(GNNStack):
         eps: float,
         view_layer: int,
         edge_weight: torch.Tensor | None = None,
+        relative: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """XSimGCL's training pass: ``(N, D)`` layer mean and ``(N, D)`` layer ``view_layer`` (1..K), where every
-        propagated layer gets noise before it goes on, ``E^(k) = Â E^(k-1) + eps * ||row|| * sign(E^(k)) ⊙ r``
+        """XSimGCL's training pass: ``(N, D)`` layer combination and ``(N, D)`` layer ``view_layer`` (1..K), where
+        every propagated layer gets noise before it goes on, ``E^(k) = Â E^(k-1) + eps * ||row|| * sign(E^(k)) ⊙ r``
         (``r`` a row-normalised uniform draw).
 
-        Unlike the paper's absolute ``eps`` the noise is relative to each row's norm (detached): the compressor's
-        rows have no fixed scale (an MLP of the text, scored by cosine), so absolute noise could be outgrown.
-        Always the torch CSR product, whatever ``backend`` is.
+        With ``relative`` (the compressor's choice) the noise scales with each row's norm (detached): the
+        compressor's rows have no fixed scale (an MLP of the text, scored by cosine), so absolute noise could be
+        outgrown; ``relative=False`` is the paper's absolute ``eps`` (``model=xsimgcl``). Always the torch CSR
+        product, whatever ``backend`` is.
         """
         if not 1 <= view_layer <= self.num_layers:
             raise ValueError(f"view_layer must be in 1..num_layers={self.num_layers}, got {view_layer!r}")
@@ -113,7 +115,7 @@ class LightGCN(GNNStack):
         for k in range(1, self.num_layers + 1):
             h = propagate(graph, h, weight)  # (N, D)
             if eps > 0:
-                scale = eps * h.detach().norm(dim=-1, keepdim=True)  # (N, 1)
+                scale = eps * h.detach().norm(dim=-1, keepdim=True) if relative else eps  # (N, 1) or scalar
                 h = h + torch.sign(h) * F.normalize(torch.rand_like(h), dim=-1) * scale
             out = out + coef[k] * h
             if k == view_layer:
