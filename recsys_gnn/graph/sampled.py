@@ -174,6 +174,18 @@ def propagate_blocks(sampled: SampledBlocks, feat: Tensor, coef: Tensor, backend
     return out[sampled.inverse.to(feat.device)]
 
 
+def node_rows(
+    nodes: Tensor, n_users: int, user_rows: Callable[[Tensor], Tensor], item_rows: Callable[[Tensor], Tensor]
+) -> Tensor:
+    """``(R, D)`` rows of user+item graph nodes ``nodes`` ``(R,)`` (users ``0..U-1``, then items): users from
+    ``user_rows(user ids)``, items from ``item_rows(item ids)`` (ids from 0), each called once."""
+    is_user = nodes < n_users
+    at_users, at_items = torch.nonzero(is_user).flatten(), torch.nonzero(~is_user).flatten()
+    users, items = user_rows(nodes[at_users]), item_rows(nodes[at_items] - n_users)  # (n_u, D), (n_i, D)
+    out = items.new_zeros(nodes.shape[0], items.shape[1])
+    return out.index_copy(0, at_users, users).index_copy(0, at_items, items)
+
+
 def sampled_lightgcn(
     graph: dgl.DGLGraph,
     seeds: Tensor,

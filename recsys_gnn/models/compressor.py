@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from recsys_gnn.data.errors import ConfigError
 from recsys_gnn.eval.news import seen_in_training
-from recsys_gnn.graph.sampled import check_fanout, sampled_lightgcn
+from recsys_gnn.graph.sampled import check_fanout, node_rows, sampled_lightgcn
 from recsys_gnn.models.base import (
     SIMILARITIES,
     Batch,
@@ -313,21 +313,20 @@ class GNNCompressor(GraphRecommender):
     def node_inputs(self, nodes: Tensor) -> Tensor:
         """``(n, D')`` input rows of graph nodes ``nodes`` ``(n,)`` (users ``0..U-1``, then items): the rows
         :meth:`inputs` gives them (no cold-dropped items), computed for those nodes only."""
-        nodes = nodes.to(self.item_text.device)
-        is_user = nodes < self.n_users
-        at_users, at_items = torch.nonzero(is_user).flatten(), torch.nonzero(~is_user).flatten()
-        users, item_ids = nodes[at_users], nodes[at_items] - self.n_users
-        items = self.proj(self.item_text[item_ids])  # (n_i, D')
-        if self.item_emb is not None:
-            items = items + self.item_emb(item_ids)
-        if self.user_emb is not None:
-            user_rows = self.user_emb(users)  # (n_u, D')
-        elif self.user_init == "text":
-            user_rows = self.proj(self.user_text[users])  # (n_u, D')
-        else:  # refused with a fanout (see _check_fanout): a user's items would all be projected
+        if self.user_emb is None and self.user_init != "text":
+            # refused with a fanout (see _check_fanout): a user's items would all be projected
             raise ValueError("node_inputs needs model.user_init=text or id")
-        out = items.new_zeros(nodes.shape[0], items.shape[1])
-        out = out.index_copy(0, at_users, user_rows).index_copy(0, at_items, items)
+
+        def items(item_ids: Tensor) -> Tensor:
+            rows = self.proj(self.item_text[item_ids])  # (n_i, D')
+            return rows + self.item_emb(item_ids) if self.item_emb is not None else rows
+
+        def users(user_ids: Tensor) -> Tensor:
+            if self.user_emb is not None:
+                return self.user_emb(user_ids)  # (n_u, D')
+            return self.proj(self.user_text[user_ids])  # (n_u, D')
+
+        out = node_rows(nodes.to(self.item_text.device), self.n_users, users, items)
         return self.dropout(out)
 
     def dropped_items(self) -> Tensor | None:

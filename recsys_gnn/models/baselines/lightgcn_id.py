@@ -9,7 +9,7 @@ import dgl
 import torch
 from torch import Tensor, nn
 
-from recsys_gnn.graph.sampled import check_fanout, sampled_lightgcn
+from recsys_gnn.graph.sampled import check_fanout, node_rows, sampled_lightgcn
 from recsys_gnn.graph.user_item import UserItemGraph
 from recsys_gnn.models.base import Batch, GraphRecommender, finish_tables, ranking_loss, scored_rows
 from recsys_gnn.models.baselines.mf import check_embedding_hparams, check_similarity
@@ -122,12 +122,7 @@ class LightGCNId(GraphRecommender):
 
     def ego_rows(self, nodes: Tensor) -> Tensor:
         """``(R, D)`` layer-0 rows of node ids ``nodes`` ``(R,)`` (users first, then items), gathered per table."""
-        nodes = nodes.to(self.user_emb.weight.device)
-        is_user = nodes < self.n_users
-        users, items = torch.nonzero(is_user).flatten(), torch.nonzero(~is_user).flatten()
-        out = self.user_emb.weight.new_zeros(nodes.shape[0], self.dim)
-        out = out.index_copy(0, users, self.user_emb(nodes[users]))
-        return out.index_copy(0, items, self.item_emb(nodes[items] - self.n_users))
+        return node_rows(nodes.to(self.user_emb.weight.device), self.n_users, self.user_emb, self.item_emb)
 
     def sampled_rows(self, nodes: Tensor) -> Tensor:
         """``(R, D)`` layer-combined rows of ``nodes`` ``(R,)`` from neighbour samples with ``fanout`` (unbiased
