@@ -112,6 +112,7 @@ COMMON_RULES: dict[str, Rule] = {
     "split.val_from_train": FRACTION_OPEN,
     "split.mode": one_of("leave_last_out", "ratio"),
     "split.replace_official": lambda v: None if isinstance(v, bool) else "must be true or false",
+    "skip_finished": lambda v: None if isinstance(v, bool) else "must be true or false",
     "data.num_workers": int_at_least(0),
     "trainer.max_epochs": int_at_least(1, nullable=True, also=(-1,)),
     "compress.dim": int_at_least(1),

@@ -370,7 +370,14 @@ def guarded(cfg: DictConfig, job: Callable[[DictConfig], float | None]) -> float
 
     In a multirun a failing job is logged (with its traceback, and a ``FAILED`` file in its folder) and
     returns None so that the other jobs go on; in a single run the error propagates (non-zero exit).
+    With ``skip_finished=true`` a job whose folder already holds ``metrics.json`` is not run again (a rerun of a
+    sweep resumes it) and returns the recorded ``cfg.monitor`` value.
     """
+    done = Path(cfg.paths.output_dir) / "metrics.json"
+    if cfg.get("skip_finished", False) and done.is_file():
+        log.info("skip_finished: %s already holds metrics.json; not run again", done.parent)
+        value = json.loads(done.read_text()).get(cfg.get("monitor"))
+        return None if value is None else float(value)
     try:
         return job(cfg)
     except Exception as err:

@@ -127,3 +127,25 @@ def test_impression_job_trains_on_impressions_whatever_data_sampling_says(make_c
     no_impressions = SimpleNamespace(impressions=None, protocol={"dataset": "x"})
     with pytest.raises(ConfigError, match="data.sampling=impressions needs impression logs"):
         ranking.ImpressionJob().datamodule(cfg, no_impressions)  # type: ignore[arg-type]
+
+
+def test_skip_finished_returns_the_recorded_monitor_without_running(tmp_path: Path) -> None:
+    """``skip_finished=true``: a folder holding metrics.json is a finished job (a rerun of a sweep resumes)."""
+    from omegaconf import OmegaConf
+
+    from recsys_gnn.job import guarded
+
+    calls: list[str] = []
+
+    def job(cfg) -> float:
+        calls.append(cfg.paths.output_dir)
+        return 0.25
+
+    cfg = OmegaConf.create(
+        {"paths": {"output_dir": str(tmp_path)}, "monitor": "val/ndcg@10", "skip_finished": True}
+    )
+    assert guarded(cfg, job) == 0.25 and len(calls) == 1  # no metrics.json yet: the job runs
+    (tmp_path / "metrics.json").write_text('{"val/ndcg@10": 0.5, "test/ndcg@10": 0.4}')
+    assert guarded(cfg, job) == 0.5 and len(calls) == 1  # finished: skipped, the recorded value returned
+    cfg.skip_finished = False
+    assert guarded(cfg, job) == 0.25 and len(calls) == 2  # the default runs every job again

@@ -1,10 +1,12 @@
 """results.md of the news study, from the run folders that experiments/news/run.sh writes.
 
 Usage: python experiments/news/summarize.py logs/studies/news experiments/news/runs > experiments/news/results.md
+       python experiments/news/summarize.py --chosen-lr logs/studies/news nemig-de   # the LM's chosen lr
 
 Layout read: ``<root>/<dataset>/<group>/<run>/`` with ``group`` one of ``fixed`` (pop, ctr, lm_content),
-``random``, ``compressor`` (the default news compressor, several seeds) and ``variants`` (the "what was
-tried" rows, seed 1). Each row gives the mean (± std over seeds) and each seed's bootstrap 95% CI of the test
+``random``, ``compressor`` (the default news compressor, several seeds), ``variants`` (the "what was
+tried" rows, seed 1), ``ids``, ``gnns`` and ``lm_finetune`` (the fine-tuned LM: a learning-rate grid on seed 1,
+then the lr with the best seed-1 val AUC on the other seeds; its row is that lr's runs). Each row gives the mean (± std over seeds) and each seed's bootstrap 95% CI of the test
 AUC; the target is checked on NeMig EN. ``notes.md`` beside this script is appended verbatim.
 """
 
@@ -90,6 +92,8 @@ def read_runs(root: Path) -> list[dict]:
                 "best_epoch": be,
                 "epochs": ep,
                 "seed": cfg["seed"],
+                "lr": float(cfg["optimizer"]["lr"]),
+                "max_epochs": cfg["trainer"]["max_epochs"],
                 "n": m.get("test_impressions/n_impressions", float("nan")),
             }
         )
@@ -111,12 +115,47 @@ def epochs(rs: list[dict]) -> str:
     )
 
 
+LM_ROW = "LMFinetune"
+
+
+def chosen_lr(runs: list[dict]) -> float | None:
+    """The fine-tuned LM's learning rate: best seed-1 val AUC among its grid (ties: the smaller lr); None
+    without a seed-1 run. Runs that hit their epoch maximum still count (they are flagged in the tables)."""
+    tuned = [r for r in runs if r["name"] == LM_ROW and r["seed"] == 1]
+    if not tuned:
+        return None
+    return max(tuned, key=lambda r: (r["val_auc"], -r["lr"]))["lr"]
+
+
 def main_rows(runs: list[dict], dataset: str) -> dict[str, list[dict]]:
+    """Rows of ``dataset``'s table (the fine-tuned LM: its chosen lr's runs only)."""
     rows: dict[str, list[dict]] = defaultdict(list)
-    for r in runs:
-        if r["dataset"] == dataset and r["group"] != "variants":
+    here = [r for r in runs if r["dataset"] == dataset and r["group"] != "variants"]
+    lr = chosen_lr(here)
+    for r in here:
+        if r["name"] != LM_ROW or r["lr"] == lr:
             rows[r["name"]].append(r)
     return {n: sorted(rs, key=lambda r: r["seed"]) for n, rs in rows.items()}
+
+
+def lm_grid(runs: list[dict], dataset: str) -> None:
+    """The fine-tuned LM's learning-rate grid on seed 1 (val AUC chooses; a run that hit its maximum is flagged)."""
+    here = [r for r in runs if r["dataset"] == dataset and r["group"] != "variants"]
+    tuned = sorted((r for r in here if r["name"] == LM_ROW and r["seed"] == 1), key=lambda r: r["lr"])
+    if not tuned:
+        return
+    lr = chosen_lr(here)
+    print("Fine-tuned LM, learning rate chosen on seed 1's val AUC (patience 3):\n")
+    print("| lr | max epochs | best epoch / run | val AUC | test AUC [95% CI] | |")
+    print("|---|---|---|---|---|---|")
+    for r in tuned:
+        capped = r["epochs"] >= r["max_epochs"]
+        note = ("**chosen**" if r["lr"] == lr else "") + (" hit the maximum: not converged" if capped else "")
+        print(
+            f"| {r['lr']:g} | {r['max_epochs']} | {r['best_epoch']:.0f}/{r['epochs']:.0f} | {r['val_auc']:.4f} "
+            f"| {r['auc']:.4f} {ci(r)} | {note.strip()} |"
+        )
+    print()
 
 
 def print_table(rows: dict[str, list[dict]]) -> None:
@@ -201,6 +240,7 @@ def main(root: Path) -> None:
         print(f"## {title} (`dataset={dataset}`)\n")
         print_table(rows)
         print()
+        lm_grid(runs, dataset)
         if dataset in NOTES:
             print(NOTES[dataset] + "\n")
         if dataset == TARGET_DATASET:
@@ -236,6 +276,12 @@ def keep_runs(root: Path, out: Path) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--chosen-lr":  # run.sh: the lr for the fine-tuned LM's other seeds
+        best = chosen_lr([r for r in read_runs(Path(sys.argv[2])) if r["dataset"] == sys.argv[3]])
+        if best is None:
+            sys.exit(f"no finished seed-1 lm_finetune run of {sys.argv[3]} under {sys.argv[2]}")
+        print(f"{best:g}")
+        sys.exit(0)
     main(Path(sys.argv[1]))
     if len(sys.argv) > 2:  # python summarize.py logs/studies/news experiments/news/runs > results.md
         print(f"kept {keep_runs(Path(sys.argv[1]), Path(sys.argv[2]))} runs", file=sys.stderr)
