@@ -18,7 +18,8 @@ def test_small_catalogue_rows_and_recall() -> None:
         nprobes=(16,),
         hnsw_m=8,
         ef_searches=(64,),
-        served=("flat", "sq8", "pq4"),
+        served=("flat", "sq8", "pq4", "rq4"),
+        rq_train=1000,
     )
     by_name = {r["index"]: r for r in rows}
     assert by_name["exact fp32 (torch matmul + topk)"]["recall@10"] == 1.0
@@ -34,11 +35,17 @@ def test_small_catalogue_rows_and_recall() -> None:
     sq8 = by_name["IndexScalarQuantizer 8-bit (int8 codes), exact over its table"]
     pq4 = by_name["IndexPQ M=4 (ADC over 4-byte codes), exact over its table"]
     assert sq8["recall@10"] > pq4["recall@10"] > 0.0 and pq4["bytes_per_item"] == 4
+    rq4 = by_name["RQ M=4 (Searcher: IndexPQ scan over 4-byte residual codes), exact over its table"]
+    assert sq8["recall@10"] > rq4["recall@10"] > 0.0 and rq4["bytes_per_item"] == 4
     assert all("_ids" not in r for r in rows)
 
 
 def test_served_kinds_are_checked() -> None:
     pytest.importorskip("faiss", reason="the catalogue bench needs faiss-cpu")
+    with pytest.raises(ValueError, match="rq5"):
+        run_catalogue(
+            n_items=200, dim=16, n_queries=5, nlist=4, pq_m=4, nprobes=(4,), hnsw=False, served=["rq5"]
+        )
     with pytest.raises(ValueError, match="pq5"):
         run_catalogue(
             n_items=200, dim=16, n_queries=5, nlist=4, pq_m=4, nprobes=(4,), hnsw=False, served=["pq5"]

@@ -11,10 +11,11 @@ vectors. Rows:
 - ``IVF{nlist},Flat`` at several ``nprobe`` (no coding error: recall is limited by the probed lists only);
 - ``HNSW{M}`` (faiss ``IndexHNSWFlat``, inner product) at several ``efSearch`` (skipped with ``--no-hnsw``;
   building it is the slow part);
-- exact search over a compressed served table (``--served``, default ``flat,sq8,pq8,pq16``): faiss
+- exact search over a compressed served table (``--served``, default ``flat,sq8,pq8,pq16,rq8``): faiss
   ``IndexFlatIP`` (fp32), ``IndexScalarQuantizer`` 8-bit (int8 codes), ``IndexPQ`` with M one-byte codes (the
   index :class:`~recsys_gnn.compress.search.Searcher` serves PQ artifacts with; asymmetric distance over every
-  item's codes). These rows rank exactly what such an artifact serves (search column ``exact over its table``);
+  item's codes), and ``rq<M>``: M residual codebooks (learned on a sample of ``rq_train`` items) served by
+  :class:`~recsys_gnn.compress.search.Searcher` itself, as an RQ artifact is. These rows rank exactly what such an artifact serves (search column ``exact over its table``);
   their recall@10 against the fp32 top-10 is the table's quantisation loss on random vectors, not a search
   approximation (on trained tables quality is judged by NDCG, ``experiments/compression/``).
 
@@ -69,11 +70,12 @@ def run_catalogue(
     pq_m: int = 16,
     nprobes: Sequence[int] = (8, 16, 32, 64),
     hnsw_m: int = 32,
-    ef_searches: Sequence[int] = (64, 128, 256),
+    ef_searches: Sequence[int] = (128, 256, 512, 1024),
     hnsw: bool = True,
     seed: int = 0,
     refine_factors: Sequence[int] = (10, 50),
-    served: Sequence[str] = ("flat", "sq8", "pq8", "pq16"),
+    served: Sequence[str] = ("flat", "sq8", "pq8", "pq16", "rq8"),
+    rq_train: int = 20_000,
 ) -> list[dict[str, Any]]:
     """Time exact and approximate top-``k`` over ``n_items`` random unit vectors; one row per index setting.
 
@@ -97,13 +99,27 @@ def run_catalogue(
             seed,
             refine_factors,
             served,
+            rq_train,
         )
     finally:
         torch.set_num_threads(threads)
 
 
 def _run(
-    n_items, dim, n_queries, k, nlist, pq_m, nprobes, hnsw_m, ef_searches, hnsw, seed, refine_factors, served
+    n_items,
+    dim,
+    n_queries,
+    k,
+    nlist,
+    pq_m,
+    nprobes,
+    hnsw_m,
+    ef_searches,
+    hnsw,
+    seed,
+    refine_factors,
+    served,
+    rq_train,
 ) -> list[dict[str, Any]]:
     import faiss
 
@@ -193,6 +209,11 @@ def _run(
             ids, times = _timed(lambda q, ix=index: ix.search(q, k)[1], queries)
             add(f"HNSW{hnsw_m},Flat efSearch={ef}", ids, times, build, dim * 4 + hnsw_m * 2 * 4)
     for kind in served:  # exact top-k over compressed served tables
+        if kind.startswith("rq"):
+            ids, times, build, per_item = _served_rq(kind, items_t, queries, k, rq_train, seed)
+            name = f"RQ M={kind[2:]} (Searcher: IndexPQ scan over {kind[2:]}-byte residual codes)"
+            add(f"{name}, exact over its table", ids, times, build, per_item, exact_over_table=True)
+            continue
         t0 = time.perf_counter()
         index, per_item = _served_index(kind, dim)
         if not index.is_trained:
@@ -209,6 +230,36 @@ def _run(
 SERVED = {"flat": "IndexFlatIP (fp32)", "sq8": "IndexScalarQuantizer 8-bit (int8 codes)"}
 
 
+def _served_rq(
+    kind: str, items: torch.Tensor, queries: np.ndarray, k: int, n_train: int, seed: int
+) -> tuple[np.ndarray, list[float], float, float]:
+    """Top-``k`` ids ``(Q, k)``, per-query ms, build seconds and bytes/item of an RQ table served by ``Searcher``.
+
+    The codebooks are learned on ``n_train`` sampled rows of ``items`` ``(I, D)``; every row is then coded (beam
+    search), which is most of the build time at 10^6 items.
+    """
+    from recsys_gnn.compress.quantize import Encoded, Quantizer, pq_encode, train_rq
+    from recsys_gnn.compress.search import Searcher
+
+    m = int(kind[2:])
+    t0 = time.perf_counter()
+    sample = np.random.default_rng(seed).choice(len(items), size=min(len(items), n_train), replace=False)
+    codebooks = train_rq(items[torch.from_numpy(sample)], m)
+    log.info(
+        "%s: codebooks learned on %d rows in %.1f s; coding %d rows",
+        kind,
+        len(sample),
+        time.perf_counter() - t0,
+        len(items),
+    )
+    table = Encoded(pq_encode(items, codebooks, additive=True), None, int(items.shape[1]), codebooks)
+    searcher = Searcher(Quantizer(kind), table)
+    build = time.perf_counter() - t0
+    qz = Quantizer(kind)
+    ids, times = _timed(lambda q: searcher.search(qz.encode(torch.from_numpy(q)), k)[1].numpy(), queries)
+    return ids, times, build, m
+
+
 def _served_index(kind: str, dim: int):
     """An untrained faiss index for a served-table kind: flat, sq8 or pq<M> (M one-byte codes)."""
     import faiss
@@ -220,7 +271,11 @@ def _served_index(kind: str, dim: int):
     if kind.startswith("pq") and kind[2:].isdigit() and dim % int(kind[2:]) == 0:
         m = int(kind[2:])
         return faiss.IndexPQ(dim, m, 8, faiss.METRIC_INNER_PRODUCT), m
-    raise ValueError(f"--served kind {kind!r}: expected flat, sq8 or pq<M> with M dividing dim {dim}")
+    if kind in ("rq4", "rq8", "rq16"):  # served by _served_rq; the index here only validates the kind
+        return faiss.IndexFlatIP(dim), int(kind[2:])
+    raise ValueError(
+        f"--served kind {kind!r}: expected flat, sq8, pq<M> with M dividing dim {dim}, or rq4/rq8/rq16"
+    )
 
 
 def format_rows(rows: Sequence[dict[str, Any]], target_ms: float = 10.0, target_recall: float = 0.95) -> str:
@@ -249,11 +304,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--nlist", type=int, default=1024)
     p.add_argument("--pq-m", type=int, default=16)
     p.add_argument("--no-hnsw", action="store_true", help="skip HNSW (its build is the slow part)")
+    p.add_argument("--ef-search", default="128,256,512,1024", help="HNSW efSearch values, comma-separated")
     p.add_argument(
         "--served",
-        default="flat,sq8,pq8,pq16",
-        help="compressed served tables searched exactly (flat, sq8, pq<M>; comma-separated, '' for none)",
+        default="flat,sq8,pq8,pq16,rq8",
+        help="compressed served tables searched exactly (flat, sq8, pq<M>, rq<M>; comma-separated, '' for none)",
     )
+    p.add_argument("--rq-train", type=int, default=20_000, help="rows the RQ codebooks are learned on")
     p.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -264,7 +321,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         nlist=args.nlist,
         pq_m=args.pq_m,
         hnsw=not args.no_hnsw,
+        ef_searches=[int(e) for e in args.ef_search.split(",") if e],
         served=[s for s in args.served.split(",") if s],
+        rq_train=args.rq_train,
     )
     text = format_rows(rows) + (
         f"\nOne query per request, 1 thread (torch and faiss), {args.queries} queries after 5 warm-up, random unit "

@@ -8,14 +8,20 @@ experiments/compression/pq.md):
 - ``decoded``: decode the table once to float32 and keep it (fp16/int8: the memory saving is then on disk and
   in transfer only, RAM holds fp32); a request is one BLAS product. Scores equal the reference up to float
   rounding (int8: ``deq(q_u) . deq(q_i)`` instead of the exact integer product times the scales).
-- ``faiss``: PQ codes searched by faiss ``IndexPQ`` (asymmetric distance with SIMD look-up tables, exhaustive, the
-  table stays coded in RAM), RQ codes by ``IndexResidualQuantizer``; binary codes by ``IndexBinaryFlat``.
+- ``faiss``: PQ codes searched by faiss ``IndexPQ`` (asymmetric distance with look-up tables, exhaustive, the
+  table stays coded in RAM); RQ codes by the same ``IndexPQ`` kernel (see below); binary codes by
+  ``IndexBinaryFlat``.
 - ``reference``: :meth:`Quantizer.scores` itself.
 
-``auto`` = ``faiss`` for PQ/OPQ when faiss is installed (else ``decoded``), ``decoded`` for fp32/fp16/int8 and RQ
-(faiss' RQ look-up-table scan is not SIMD-optimised like IndexPQ's and measured slower than the fp32 product at
-catalogue sizes of 10^4; ``faiss`` keeps the RQ codes small in RAM), ``reference`` for binary (its XOR path is
-exact and keeps tie order; ``faiss`` is an option).
+RQ through IndexPQ: an RQ item is ``sum_m C_m[c_m]`` (M full-width codebooks), so its inner product with a query
+``q`` is ``sum_m <q, C_m[c_m]>``: exactly PQ's inner-product ADC in a space of M copies of ``q`` whose m-th
+sub-space's centroids are ``C_m``. The codes are stored unchanged (one byte per codebook in both layouts); a
+request costs M x 256 x D multiply-adds more for its look-up tables (131k at rq8, 64-d) and then the PQ scan.
+faiss' own ``IndexResidualQuantizer`` look-up-table search is not used: it measured slower than the fp32 product.
+
+``auto`` = ``faiss`` for PQ/OPQ/RQ when faiss is installed (else ``decoded``), ``decoded`` for fp32/fp16/int8,
+``reference`` for binary (its XOR path is exact and keeps tie order; ``faiss`` is an option). Timings:
+``python -m recsys_gnn.compress.speed`` (experiments/compression/pq.md, learned_best.md).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ def resolve_method(scheme: str, method: str = "auto") -> str:
     if method not in METHODS:
         raise ValueError(f"unknown scoring method {method!r}; expected one of {', '.join(METHODS)}")
     if method == "auto":
-        if scheme in PQ_SUBSPACES and not scheme.startswith("rq"):
+        if scheme in PQ_SUBSPACES:
             return "faiss" if _has_faiss() else "decoded"
         return "reference" if scheme == "binary" else "decoded"
     if method == "faiss":
@@ -91,15 +97,11 @@ class Searcher:
             index.add(data)
             return index
         m, _, dsub = self.items.codebooks.shape
-        codebooks = np.ascontiguousarray(self.items.codebooks.numpy()).ravel()
-        if self.items.additive:  # residual codes: faiss sums the M look-ups the same way
-            index = faiss.IndexResidualQuantizer(dsub, m, 8, faiss.METRIC_INNER_PRODUCT)
-            faiss.copy_array_to_vector(codebooks, index.rq.codebooks)
-            index.rq.is_trained = True
-            index.rq.search_type = faiss.AdditiveQuantizer.ST_LUT_nonorm  # look-up tables, not decompression
-        else:
-            index = faiss.IndexPQ(m * dsub, m, 8, faiss.METRIC_INNER_PRODUCT)
-            faiss.copy_array_to_vector(codebooks, index.pq.centroids)
+        # PQ: M sub-spaces of width D/M; RQ: M full-width codebooks, searched as PQ over M copies of the query
+        index = faiss.IndexPQ(m * dsub, m, 8, faiss.METRIC_INNER_PRODUCT)
+        faiss.copy_array_to_vector(
+            np.ascontiguousarray(self.items.codebooks.numpy()).ravel(), index.pq.centroids
+        )
         index.is_trained = True
         faiss.copy_array_to_vector(data.ravel(), index.codes)  # the stored codes, not re-encoded
         index.ntotal = data.shape[0]
@@ -126,6 +128,9 @@ class Searcher:
         if self.quantizer.name == "binary":
             dist, idx = self._index.search(np.ascontiguousarray(users.data.numpy()), k)
             return torch.from_numpy(users.dim - 2 * dist.astype(np.float32)), torch.from_numpy(idx)
-        q = np.ascontiguousarray(self._queries(users).numpy(), dtype=np.float32)
+        q = self._queries(users)  # (B, D)
+        if self.items.additive:
+            q = q.repeat(1, self.items.codebooks.shape[0])  # (B, M * D): one copy per residual codebook
+        q = np.ascontiguousarray(q.numpy(), dtype=np.float32)
         vals, idx = self._index.search(q, k)
         return torch.from_numpy(vals), torch.from_numpy(idx)

@@ -135,7 +135,7 @@ def test_pq_ranks_through_the_full_ranking_evaluator() -> None:
     assert out["test_pq8/recall@10"] >= out["test_pq4/recall@10"] - 0.1  # more bytes, not worse (up to noise)
 
 
-@pytest.mark.parametrize("name", ["fp32", "fp16", "int8", "binary", "pq4", "pq8", "opq8", "rq4"])
+@pytest.mark.parametrize("name", ["fp32", "fp16", "int8", "binary", "pq4", "pq8", "opq8", "rq4", "rq8"])
 def test_served_scoring_paths_rank_like_the_reference(name: str) -> None:
     qz = Quantizer(name)
     users, items = qz.encode(unit(9, 64, seed=6)), qz.encode_items(unit(1000, 64, seed=7))
@@ -154,7 +154,6 @@ def test_served_scoring_paths_rank_like_the_reference(name: str) -> None:
         "fp32": "decoded",
         "fp16": "decoded",
         "int8": "decoded",
-        "rq4": "decoded",
     }
     assert resolve_method(name) == expected.get(name, "faiss")
     with pytest.raises(ValueError, match="unknown scoring method"):
