@@ -10,7 +10,9 @@ folders are found from the leaderboard's ``study.yaml`` and ``chosen.json`` (see
 with its default settings (the ones chosen on video validation, ``learned.md``) into
 ``logs/studies/learned_best/<dataset>/seed<k>`` (skipped when that folder already holds ``metrics.json``); the
 metrics and settings are copied to ``experiments/compression/learned_best/`` and ``learned_best.md`` is written:
-% of the teacher's fp32 test NDCG@10 for the post-hoc and learned codes, per seed and mean ± std.
+% of the teacher's fp32 test NDCG@10 for the post-hoc and learned codes, per seed and mean ± std, then the
+serving latency of seed 1's learned codes against its fp32 table:
+one-user top-10 requests through :class:`~recsys_gnn.compress.search.Searcher`'s default path, at one thread.
 """
 
 from __future__ import annotations
@@ -191,6 +193,69 @@ def plot(ds: str, model: str, seeds: dict[int, dict], schemes: list[str], path: 
     plt.close(fig)
 
 
+def latency(found: dict[str, dict[int, dict]], runs: Path, schemes: list[str], repeats: int) -> str:
+    """Markdown: p50/p99 of one-user top-10 requests, fp32 table vs each scheme's learned codes (seed 1), each
+    through ``Searcher``'s default path, one thread; the rows of a dataset are timed in turns (same load)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from recsys_gnn.compress.quantize import Quantizer
+    from recsys_gnn.compress.report import measure_latency
+    from recsys_gnn.compress.search import Searcher
+    from recsys_gnn.tables import load_tables
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    lines = [
+        "## Serving latency (seed 1's learned codes vs its fp32 table)\n",
+        f"One-user top-10 requests ({repeats} timed per row, 1 thread), each through "
+        "`recsys_gnn.compress.search.Searcher`'s default path (what an exported artifact serves with): fp32 = "
+        "one matrix-vector product + top-k; pq = faiss IndexPQ over the codes; rq = the same IndexPQ scan with "
+        "the query repeated once per residual codebook (exactly the RQ score). RAM = the item table as held "
+        "while serving (codes + shared codebooks).\n",
+        "| dataset | items | scheme | scoring path | RAM item table KB | top-10 p50 ms | top-10 p99 ms | p50 vs fp32 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    try:
+        for ds, seeds in found.items():
+            if 1 not in seeds:
+                continue
+            tables = load_tables(Path(seeds[1]["run"]) / "tables")
+            users = tables.user_emb
+            paths = {"fp32": (Quantizer("fp32"), Quantizer("fp32").encode_items(tables.item_emb))}
+            for scheme in schemes:
+                stored = load_file(str(runs / ds / "seed1" / f"codes_{scheme}.safetensors"))
+                qz = Quantizer(scheme)
+                paths[scheme] = (qz, qz.split(stored, int(tables.item_emb.shape[1]))[1])
+            searchers = {n: Searcher(qz, items) for n, (qz, items) in paths.items()}
+            queries = {n: qz.encode(users) for n, (qz, _) in paths.items()}  # exact user rows for PQ/RQ
+            timed: dict[str, list[dict]] = {n: [] for n in searchers}
+            for turn in range(5):  # alternate the rows so that a load change hits them all alike
+                for n, srch in searchers.items():
+                    timed[n].append(
+                        measure_latency(
+                            None,
+                            len(users),
+                            repeats=repeats // 5,
+                            batch_repeats=1,
+                            seed=turn,
+                            search_fn=lambda u, k, s=srch, q=queries[n]: s.search(q.rows(u), k),
+                        )
+                    )
+            base = statistics.median(t["p50_ms"] for t in timed["fp32"])
+            for n, srch in searchers.items():
+                p50 = statistics.median(t["p50_ms"] for t in timed[n])
+                p99 = statistics.median(t["p99_ms"] for t in timed[n])
+                kb = sum(t.numel() * t.element_size() for t in paths[n][1].tensors()) / 1024
+                lines.append(
+                    f"| {ds} | {srch.n_items:,} | {n} | {srch.method} | {kb:,.0f} | {p50:.3f} | {p99:.3f} "
+                    f"| {p50 / base:.2f}x |"
+                )
+    finally:
+        torch.set_num_threads(threads)
+    return "\n".join(lines) + "\n\np50/p99: median over 5 alternating turns of each turn's percentile.\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -200,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=Path, default=ROOT / "logs/studies/learned_best")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--table-only", action="store_true")
+    p.add_argument("--latency-repeats", type=int, default=2000, help="timed one-user requests per row")
     args = p.parse_args(argv)
     datasets = args.datasets.split(",")
     schemes = args.schemes.split(",")
@@ -227,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         png = OUT / f"learned_best_{ds}.png"
         plot(ds, best[ds][0], seeds, schemes, png)
         text += f"\n![{ds}]({png.name})\n"
+    text += "\n" + latency(found, args.runs, schemes, args.latency_repeats)
     (OUT / "learned_best.md").write_text(text)
     log.info("wrote %s", OUT / "learned_best.md")
     return 0
