@@ -25,7 +25,7 @@ def test_small_catalogue_rows_and_recall() -> None:
     assert by_name["exact fp32 (torch matmul + topk)"]["recall@10"] == 1.0
     assert by_name["IVF16,Flat nprobe=16"]["recall@10"] == pytest.approx(1.0)  # every list probed: exact
     assert 0.0 < by_name["IVF16,PQ4 nprobe=16"]["recall@10"] <= 1.0
-    assert by_name["HNSW8,Flat efSearch=64"]["recall@10"] > 0.5
+    assert by_name["HNSW8,Flat efConstruction=128 efSearch=64"]["recall@10"] > 0.5
     refined = by_name["IVF16,PQ4 nprobe=16 + exact re-rank of 500"]  # 500 of 2000 re-ranked exactly
     assert refined["recall@10"] >= by_name["IVF16,PQ4 nprobe=16"]["recall@10"]
     assert all(r["p99_ms"] >= r["p50_ms"] > 0 for r in rows)

@@ -9,7 +9,7 @@ vectors. Rows:
 - ``IVF{nlist},PQ{m}`` (faiss ``IndexIVFPQ``, inner product) at several ``nprobe``, alone and with an exact
   re-rank of ``k * k_factor`` candidates (``IndexRefineFlat``: keeps the fp32 vectors too);
 - ``IVF{nlist},Flat`` at several ``nprobe`` (no coding error: recall is limited by the probed lists only);
-- ``HNSW{M}`` (faiss ``IndexHNSWFlat``, inner product) at several ``efSearch`` (skipped with ``--no-hnsw``;
+- ``HNSW{M}`` (faiss ``IndexHNSWFlat``, inner product, ``--ef-construction``) at several ``efSearch`` (``--no-hnsw`` skips;
   building it is the slow part);
 - exact search over a compressed served table (``--served``, default ``flat,sq8,pq8,pq16,rq8``): faiss
   ``IndexFlatIP`` (fp32), ``IndexScalarQuantizer`` 8-bit (int8 codes), ``IndexPQ`` with M one-byte codes (the
@@ -70,7 +70,8 @@ def run_catalogue(
     pq_m: int = 16,
     nprobes: Sequence[int] = (8, 16, 32, 64),
     hnsw_m: int = 32,
-    ef_searches: Sequence[int] = (128, 256, 512, 1024),
+    ef_searches: Sequence[int] = (256, 512, 768, 1024),
+    ef_construction: int = 128,
     hnsw: bool = True,
     seed: int = 0,
     refine_factors: Sequence[int] = (10, 50),
@@ -100,6 +101,7 @@ def run_catalogue(
             refine_factors,
             served,
             rq_train,
+            ef_construction,
         )
     finally:
         torch.set_num_threads(threads)
@@ -120,6 +122,7 @@ def _run(
     refine_factors,
     served,
     rq_train,
+    ef_construction,
 ) -> list[dict[str, Any]]:
     import faiss
 
@@ -201,13 +204,14 @@ def _run(
     if hnsw:
         t0 = time.perf_counter()
         index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 64
+        index.hnsw.efConstruction = ef_construction
         index.add(items)
         build = time.perf_counter() - t0
         for ef in ef_searches:
             index.hnsw.efSearch = ef
             ids, times = _timed(lambda q, ix=index: ix.search(q, k)[1], queries)
-            add(f"HNSW{hnsw_m},Flat efSearch={ef}", ids, times, build, dim * 4 + hnsw_m * 2 * 4)
+            name = f"HNSW{hnsw_m},Flat efConstruction={ef_construction} efSearch={ef}"
+            add(name, ids, times, build, dim * 4 + hnsw_m * 2 * 4)
     for kind in served:  # exact top-k over compressed served tables
         if kind.startswith("rq"):
             ids, times, build, per_item = _served_rq(kind, items_t, queries, k, rq_train, seed)
@@ -304,7 +308,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--nlist", type=int, default=1024)
     p.add_argument("--pq-m", type=int, default=16)
     p.add_argument("--no-hnsw", action="store_true", help="skip HNSW (its build is the slow part)")
-    p.add_argument("--ef-search", default="128,256,512,1024", help="HNSW efSearch values, comma-separated")
+    p.add_argument("--ef-search", default="256,512,768,1024", help="HNSW efSearch values, comma-separated")
+    p.add_argument("--ef-construction", type=int, default=128, help="HNSW efConstruction (graph quality)")
     p.add_argument(
         "--served",
         default="flat,sq8,pq8,pq16,rq8",
@@ -322,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         pq_m=args.pq_m,
         hnsw=not args.no_hnsw,
         ef_searches=[int(e) for e in args.ef_search.split(",") if e],
+        ef_construction=args.ef_construction,
         served=[s for s in args.served.split(",") if s],
         rq_train=args.rq_train,
     )
