@@ -9,14 +9,14 @@ vectors. Rows:
 - ``IVF{nlist},PQ{m}`` (faiss ``IndexIVFPQ``, inner product) at several ``nprobe``, alone and with an exact
   re-rank of ``k * k_factor`` candidates (``IndexRefineFlat``: keeps the fp32 vectors too);
 - ``IVF{nlist},Flat`` at several ``nprobe`` (no coding error: recall is limited by the probed lists only);
-- ``HNSW{M}`` (faiss ``IndexHNSWFlat``, inner product, ``--ef-construction``) at several ``efSearch`` (``--no-hnsw`` skips;
-  building it is the slow part);
+- ``HNSW{M}`` (faiss ``IndexHNSWFlat``, inner product, ``--ef-construction``) at several ``efSearch``
+  (``--no-hnsw`` skips it; building it is the slow part);
 - exact search over a compressed served table (``--served``, default ``flat,sq8,pq8,pq16,rq8``): faiss
   ``IndexFlatIP`` (fp32), ``IndexScalarQuantizer`` 8-bit (int8 codes), ``IndexPQ`` with M one-byte codes (the
   index :class:`~recsys_gnn.compress.search.Searcher` serves PQ artifacts with; asymmetric distance over every
   item's codes), and ``rq<M>``: M residual codebooks (learned on a sample of ``rq_train`` items) served by
-  :class:`~recsys_gnn.compress.search.Searcher` itself, as an RQ artifact is. These rows rank exactly what such an artifact serves (search column ``exact over its table``);
-  their recall@10 against the fp32 top-10 is the table's quantisation loss on random vectors, not a search
+  :class:`~recsys_gnn.compress.search.Searcher` itself, as an RQ artifact is. These rows rank exactly what
+  such an artifact serves (search column ``exact over its table``); their recall@10 against the fp32 top-10 is the table's quantisation loss on random vectors, not a search
   approximation (on trained tables quality is judged by NDCG, ``experiments/compression/``).
 
 For each: p50/p99 of one-query top-10 latency, recall@10 against the exact top-10, build seconds and the bytes the
