@@ -30,7 +30,8 @@ import argparse
 import logging
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,20 @@ import torch
 import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch and faiss at one thread inside the block; torch's thread count is restored afterwards."""
+    import faiss
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _timed(fn, queries: np.ndarray, warmup: int = 5) -> tuple[np.ndarray, list[float]]:
@@ -84,151 +99,114 @@ def run_catalogue(
     """
     for kind in served:  # refuse a bad kind before anything slow runs
         _served_index(kind, dim)
-    threads = torch.get_num_threads()
-    try:
-        return _run(
-            n_items,
-            dim,
-            n_queries,
-            k,
-            nlist,
-            pq_m,
-            nprobes,
-            hnsw_m,
-            ef_searches,
-            hnsw,
-            seed,
-            refine_factors,
-            served,
-            rq_train,
-            ef_construction,
-        )
-    finally:
-        torch.set_num_threads(threads)
+    with _one_thread():
+        import faiss
 
+        gen = torch.Generator().manual_seed(seed)
+        items_t = F.normalize(torch.randn(n_items, dim, generator=gen), dim=1).contiguous()
+        queries_t = F.normalize(torch.randn(n_queries, dim, generator=gen), dim=1)
+        items, queries = items_t.numpy(), np.ascontiguousarray(queries_t.numpy())
+        rows: list[dict[str, Any]] = []
 
-def _run(
-    n_items,
-    dim,
-    n_queries,
-    k,
-    nlist,
-    pq_m,
-    nprobes,
-    hnsw_m,
-    ef_searches,
-    hnsw,
-    seed,
-    refine_factors,
-    served,
-    rq_train,
-    ef_construction,
-) -> list[dict[str, Any]]:
-    import faiss
-
-    torch.set_num_threads(1)
-    faiss.omp_set_num_threads(1)
-    gen = torch.Generator().manual_seed(seed)
-    items_t = F.normalize(torch.randn(n_items, dim, generator=gen), dim=1).contiguous()
-    queries_t = F.normalize(torch.randn(n_queries, dim, generator=gen), dim=1)
-    items, queries = items_t.numpy(), np.ascontiguousarray(queries_t.numpy())
-    rows: list[dict[str, Any]] = []
-
-    def add(
-        name: str,
-        ids: np.ndarray,
-        times: list[float],
-        build_s: float,
-        bytes_per_item: float,
-        exact_over_table: bool = False,
-    ) -> None:
-        rows.append(
-            {
-                "index": name,
-                "items": n_items,
-                "dim": dim,
-                "p50_ms": float(np.percentile(times, 50)),
-                "p99_ms": float(np.percentile(times, 99)),
-                "recall@10": _recall(ids, exact),
-                "build_s": build_s,
-                "bytes_per_item": bytes_per_item,
-                "exact_over_table": exact_over_table,
-            }
-        )
-        log.info(
-            "%s: p50 %.3f ms, p99 %.3f ms, recall %.3f",
-            name,
-            rows[-1]["p50_ms"],
-            rows[-1]["p99_ms"],
-            rows[-1]["recall@10"],
-        )
-
-    with torch.inference_mode():
-        exact, times = _timed(
-            lambda q: torch.topk(items_t @ torch.from_numpy(q)[0], k).indices.numpy(), queries
-        )
-    add("exact fp32 (torch matmul + topk)", exact, times, 0.0, dim * 4)
-
-    train = items[np.random.default_rng(seed).choice(n_items, size=min(n_items, 100 * nlist), replace=False)]
-    for coded in ("PQ", "Flat"):
-        t0 = time.perf_counter()
-        quantizer = faiss.IndexFlatIP(dim)
-        if coded == "PQ":
-            index = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_m, 8, faiss.METRIC_INNER_PRODUCT)
-            per_item = pq_m + 8  # codes + the stored int64 id
-        else:
-            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            per_item = dim * 4 + 8
-        index.train(train)
-        index.add(items)
-        build = time.perf_counter() - t0
-        for nprobe in nprobes:
-            index.nprobe = nprobe
-            ids, times = _timed(lambda q, ix=index: ix.search(q, k)[1], queries)
-            add(
-                f"IVF{nlist},{coded}{pq_m if coded == 'PQ' else ''} nprobe={nprobe}",
-                ids,
-                times,
-                build,
-                per_item,
+        def add(
+            name: str,
+            ids: np.ndarray,
+            times: list[float],
+            build_s: float,
+            bytes_per_item: float,
+            exact_over_table: bool = False,
+        ) -> None:
+            rows.append(
+                {
+                    "index": name,
+                    "items": n_items,
+                    "dim": dim,
+                    "p50_ms": float(np.percentile(times, 50)),
+                    "p99_ms": float(np.percentile(times, 99)),
+                    "recall@10": _recall(ids, exact),
+                    "build_s": build_s,
+                    "bytes_per_item": bytes_per_item,
+                    "exact_over_table": exact_over_table,
+                }
             )
-        if coded == "PQ" and refine_factors:
-            refined = faiss.IndexRefineFlat(index, faiss.swig_ptr(items))
-            for nprobe in nprobes[-2:]:
+            log.info(
+                "%s: p50 %.3f ms, p99 %.3f ms, recall %.3f",
+                name,
+                rows[-1]["p50_ms"],
+                rows[-1]["p99_ms"],
+                rows[-1]["recall@10"],
+            )
+
+        with torch.inference_mode():
+            exact, times = _timed(
+                lambda q: torch.topk(items_t @ torch.from_numpy(q)[0], k).indices.numpy(), queries
+            )
+        add("exact fp32 (torch matmul + topk)", exact, times, 0.0, dim * 4)
+
+        train = items[
+            np.random.default_rng(seed).choice(n_items, size=min(n_items, 100 * nlist), replace=False)
+        ]
+        for coded in ("PQ", "Flat"):
+            t0 = time.perf_counter()
+            quantizer = faiss.IndexFlatIP(dim)
+            if coded == "PQ":
+                index = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_m, 8, faiss.METRIC_INNER_PRODUCT)
+                per_item = pq_m + 8  # codes + the stored int64 id
+            else:
+                index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+                per_item = dim * 4 + 8
+            index.train(train)
+            index.add(items)
+            build = time.perf_counter() - t0
+            for nprobe in nprobes:
                 index.nprobe = nprobe
-                for factor in refine_factors:
-                    refined.k_factor = factor
-                    ids, times = _timed(lambda q, ix=refined: ix.search(q, k)[1], queries)
-                    name = f"IVF{nlist},PQ{pq_m} nprobe={nprobe} + exact re-rank of {k * factor}"
-                    add(name, ids, times, build, per_item + dim * 4)
-    if hnsw:
-        t0 = time.perf_counter()
-        index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = ef_construction
-        index.add(items)
-        build = time.perf_counter() - t0
-        for ef in ef_searches:
-            index.hnsw.efSearch = ef
+                ids, times = _timed(lambda q, ix=index: ix.search(q, k)[1], queries)
+                add(
+                    f"IVF{nlist},{coded}{pq_m if coded == 'PQ' else ''} nprobe={nprobe}",
+                    ids,
+                    times,
+                    build,
+                    per_item,
+                )
+            if coded == "PQ" and refine_factors:
+                refined = faiss.IndexRefineFlat(index, faiss.swig_ptr(items))
+                for nprobe in nprobes[-2:]:
+                    index.nprobe = nprobe
+                    for factor in refine_factors:
+                        refined.k_factor = factor
+                        ids, times = _timed(lambda q, ix=refined: ix.search(q, k)[1], queries)
+                        name = f"IVF{nlist},PQ{pq_m} nprobe={nprobe} + exact re-rank of {k * factor}"
+                        add(name, ids, times, build, per_item + dim * 4)
+        if hnsw:
+            t0 = time.perf_counter()
+            index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = ef_construction
+            index.add(items)
+            build = time.perf_counter() - t0
+            for ef in ef_searches:
+                index.hnsw.efSearch = ef
+                ids, times = _timed(lambda q, ix=index: ix.search(q, k)[1], queries)
+                name = f"HNSW{hnsw_m},Flat efConstruction={ef_construction} efSearch={ef}"
+                add(name, ids, times, build, dim * 4 + hnsw_m * 2 * 4)
+        for kind in served:  # exact top-k over compressed served tables
+            if kind.startswith("rq"):
+                ids, times, build, per_item = _served_rq(kind, items_t, queries, k, rq_train, seed)
+                name = f"RQ M={kind[2:]} (Searcher: IndexPQ scan over {kind[2:]}-byte residual codes)"
+                add(f"{name}, exact over its table", ids, times, build, per_item, exact_over_table=True)
+                continue
+            t0 = time.perf_counter()
+            index, per_item = _served_index(kind, dim)
+            if not index.is_trained:
+                sample = np.random.default_rng(seed).choice(
+                    n_items, size=min(n_items, 100_000), replace=False
+                )
+                index.train(items[sample])
+            index.add(items)
+            build = time.perf_counter() - t0
             ids, times = _timed(lambda q, ix=index: ix.search(q, k)[1], queries)
-            name = f"HNSW{hnsw_m},Flat efConstruction={ef_construction} efSearch={ef}"
-            add(name, ids, times, build, dim * 4 + hnsw_m * 2 * 4)
-    for kind in served:  # exact top-k over compressed served tables
-        if kind.startswith("rq"):
-            ids, times, build, per_item = _served_rq(kind, items_t, queries, k, rq_train, seed)
-            name = f"RQ M={kind[2:]} (Searcher: IndexPQ scan over {kind[2:]}-byte residual codes)"
+            name = SERVED.get(kind, f"IndexPQ M={kind[2:]} (ADC over {kind[2:]}-byte codes)")
             add(f"{name}, exact over its table", ids, times, build, per_item, exact_over_table=True)
-            continue
-        t0 = time.perf_counter()
-        index, per_item = _served_index(kind, dim)
-        if not index.is_trained:
-            sample = np.random.default_rng(seed).choice(n_items, size=min(n_items, 100_000), replace=False)
-            index.train(items[sample])
-        index.add(items)
-        build = time.perf_counter() - t0
-        ids, times = _timed(lambda q, ix=index: ix.search(q, k)[1], queries)
-        name = SERVED.get(kind, f"IndexPQ M={kind[2:]} (ADC over {kind[2:]}-byte codes)")
-        add(f"{name}, exact over its table", ids, times, build, per_item, exact_over_table=True)
-    return rows
+        return rows
 
 
 SERVED = {"flat": "IndexFlatIP (fp32)", "sq8": "IndexScalarQuantizer 8-bit (int8 codes)"}
