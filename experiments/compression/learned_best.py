@@ -253,7 +253,11 @@ def latency(found: dict[str, dict[int, dict]], runs: Path, schemes: list[str], r
                 )
     finally:
         torch.set_num_threads(threads)
-    return "\n".join(lines) + "\n\np50/p99: median over 5 alternating turns of each turn's percentile.\n"
+    return "\n".join(lines) + (
+        "\n\np50/p99: median over 5 alternating turns of each turn's percentile. The machine's load is whatever it "
+        f"was ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end): compare rows of one dataset "
+        "(timed in turns under the same load), not absolute times across runs.\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
