@@ -222,7 +222,8 @@ def latency(found: dict[str, dict[int, dict]], runs: Path, schemes: list[str], r
                 continue
             tables = load_tables(Path(seeds[1]["run"]) / "tables")
             users = tables.user_emb
-            paths = {"fp32": (Quantizer("fp32"), Quantizer("fp32").encode_items(tables.item_emb))}
+            fp32 = Quantizer("fp32")
+            paths = {"fp32": (fp32, fp32.encode_items(tables.item_emb))}
             for scheme in schemes:
                 stored = load_file(str(runs / ds / "seed1" / f"codes_{scheme}.safetensors"))
                 qz = Quantizer(scheme)

@@ -4,9 +4,9 @@
 # scored, selection on val_impressions/auc with early stopping, patience 5). Every row of a dataset is scored on
 # the same test impressions (each user's last impression by id). Rows per dataset: random, pop, ctr (smoothed
 # training CTR), lm_content (frozen MiniLM, user = mean of the history articles), the default news
-# compressor (`python run.py domain=news`: model=news_compressor), MF and LightGCN on ids, and the compressor
-# with gnn=gcn / gnn=sage, the fine-tuned LM (NO_SECONDARY=1 skips these five); on NeMig EN also the "what was tried" variants
-# (seed 1).
+# compressor (`python run.py domain=news`: model=news_compressor), MF and LightGCN on ids, the compressor
+# with gnn=gcn / gnn=sage and the fine-tuned LM (NO_SECONDARY=1 skips these five); on NeMig EN also the "what
+# was tried" variants (seed 1).
 #   bash experiments/news/run.sh                                   # everything in results.md
 #   SEEDS=1 DATASETS=nemig VARIANTS=0 bash experiments/news/run.sh   # a quick subset
 # Resumable: every job runs with skip_finished=true, so a rerun skips job folders that hold metrics.json.

@@ -6,8 +6,8 @@ Usage: python experiments/news/summarize.py logs/studies/news experiments/news/r
 Layout read: ``<root>/<dataset>/<group>/<run>/`` with ``group`` one of ``fixed`` (pop, ctr, lm_content),
 ``random``, ``compressor`` (the default news compressor, several seeds), ``variants`` (the "what was
 tried" rows, seed 1), ``ids``, ``gnns`` and ``lm_finetune`` (the fine-tuned LM: a learning-rate grid on seed 1,
-then the lr with the best seed-1 val AUC on the other seeds; its row is that lr's runs). Each row gives the mean (± std over seeds) and each seed's bootstrap 95% CI of the test
-AUC; the target is checked on NeMig EN. ``notes.md`` beside this script is appended verbatim.
+then the lr with the best seed-1 val AUC on the other seeds; its row is that lr's runs). Each row gives the
+mean (± std over seeds) and each seed's bootstrap 95% CI of the test AUC; the target is checked on NeMig EN. ``notes.md`` beside this script is appended verbatim.
 """
 
 from __future__ import annotations
@@ -127,10 +127,15 @@ def chosen_lr(runs: list[dict]) -> float | None:
     return max(tuned, key=lambda r: (r["val_auc"], -r["lr"]))["lr"]
 
 
+def table_runs(runs: list[dict], dataset: str) -> list[dict]:
+    """``dataset``'s runs that make its main table and LM grid (every group but the "what was tried" variants)."""
+    return [r for r in runs if r["dataset"] == dataset and r["group"] != "variants"]
+
+
 def main_rows(runs: list[dict], dataset: str) -> dict[str, list[dict]]:
     """Rows of ``dataset``'s table (the fine-tuned LM: its chosen lr's runs only)."""
     rows: dict[str, list[dict]] = defaultdict(list)
-    here = [r for r in runs if r["dataset"] == dataset and r["group"] != "variants"]
+    here = table_runs(runs, dataset)
     lr = chosen_lr(here)
     for r in here:
         if r["name"] != LM_ROW or r["lr"] == lr:
@@ -140,7 +145,7 @@ def main_rows(runs: list[dict], dataset: str) -> dict[str, list[dict]]:
 
 def lm_grid(runs: list[dict], dataset: str) -> None:
     """The fine-tuned LM's learning-rate grid on seed 1 (val AUC chooses; a run that hit its maximum is flagged)."""
-    here = [r for r in runs if r["dataset"] == dataset and r["group"] != "variants"]
+    here = table_runs(runs, dataset)
     tuned = sorted((r for r in here if r["name"] == LM_ROW and r["seed"] == 1), key=lambda r: r["lr"])
     if not tuned:
         return
@@ -277,7 +282,7 @@ def keep_runs(root: Path, out: Path) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1] == "--chosen-lr":  # run.sh: the lr for the fine-tuned LM's other seeds
-        best = chosen_lr([r for r in read_runs(Path(sys.argv[2])) if r["dataset"] == sys.argv[3]])
+        best = chosen_lr(table_runs(read_runs(Path(sys.argv[2])), sys.argv[3]))
         if best is None:
             sys.exit(f"no finished seed-1 lm_finetune run of {sys.argv[3]} under {sys.argv[2]}")
         print(f"{best:g}")

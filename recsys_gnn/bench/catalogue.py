@@ -16,8 +16,8 @@ vectors. Rows:
   index :class:`~recsys_gnn.compress.search.Searcher` serves PQ artifacts with; asymmetric distance over every
   item's codes), and ``rq<M>``: M residual codebooks (learned on a sample of ``rq_train`` items) served by
   :class:`~recsys_gnn.compress.search.Searcher` itself, as an RQ artifact is. These rows rank exactly what
-  such an artifact serves (search column ``exact over its table``); their recall@10 against the fp32 top-10 is the table's quantisation loss on random vectors, not a search
-  approximation (on trained tables quality is judged by NDCG, ``experiments/compression/``).
+  such an artifact serves (search column ``exact over its table``); their recall@10 against the fp32 top-10
+  is the table's quantisation loss on random vectors, not a search approximation (on trained tables quality is judged by NDCG, ``experiments/compression/``).
 
 For each: p50/p99 of one-query top-10 latency, recall@10 against the exact top-10, build seconds and the bytes the
 index holds per item. Random unit vectors are the hardest case for approximate search (no cluster structure):
@@ -235,9 +235,9 @@ def _served_rq(
         len(items),
     )
     table = Encoded(pq_encode(items, codebooks, additive=True), None, int(items.shape[1]), codebooks)
-    searcher = Searcher(Quantizer(kind), table)
-    build = time.perf_counter() - t0
     qz = Quantizer(kind)
+    searcher = Searcher(qz, table)
+    build = time.perf_counter() - t0
     ids, times = _timed(lambda q: searcher.search(qz.encode(torch.from_numpy(q)), k)[1].numpy(), queries)
     return ids, times, build, m
 

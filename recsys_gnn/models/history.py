@@ -74,10 +74,9 @@ def impression_loss(
         raise ConfigError(
             "model.fanout is not supported with data.sampling=impressions; set model.fanout=null"
         )
+    # a model whose tables come without gradients (the fine-tuned LM) encodes the batch itself
     own = getattr(model, "impression_loss", None)
-    if (
-        own is not None
-    ):  # a model whose tables come without gradients (the fine-tuned LM) encodes the batch itself
+    if own is not None:
         return own(batch, kind, temperature)
     user_emb, item_emb = model.embed()
     u = user_emb[batch["user"]]  # (B, D)
