@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recsys_gnn.graph import spmm
-from recsys_gnn.graph.spmm import csr_pair, propagate
+from recsys_gnn.graph.spmm import csr_pair, layer_combination, propagate
 
 
 def dgl_propagate(graph: dgl.DGLGraph, feat: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -73,10 +73,11 @@ def test_structure_is_cached_per_graph_and_weights_change_per_call() -> None:
     assert csr_pair(g, "cpu") is not first
     w3 = torch.rand(61)
     torch.testing.assert_close(propagate(g, feat, w3), dgl_propagate(g, feat, w3))
-    n_cached = len(spmm._CACHE)
-    del g
     import gc
 
+    gc.collect()  # graphs of earlier tests that are already garbage must not count below
+    n_cached = len(spmm._CACHE)
+    del g
     gc.collect()
     assert len(spmm._CACHE) == n_cached - 1
 
@@ -127,3 +128,60 @@ def test_values_are_permuted_once_per_weight_and_again_after_an_in_place_change(
     w_new = torch.rand(80)  # another tensor (e.g. cold_dropout's per-step weights)
     torch.testing.assert_close(propagate(g, feat, w_new), dgl_propagate(g, feat, w_new))
     assert len(calls) == 4 and pair.memo[False][0]() is w_new
+
+
+def loop_combination(graph: dgl.DGLGraph, feat: torch.Tensor, weight: torch.Tensor, coef: list[float]) -> torch.Tensor:
+    out, h = coef[0] * feat, feat
+    for c in coef[1:]:
+        h = dgl_propagate(graph, h, weight)
+        out = out + c * h
+    return out
+
+
+@pytest.mark.parametrize("coef", [[1.0], [0.5, 0.5], [1 / 3] * 3, [0.1, 0.2, 0.3, 0.4]])
+@pytest.mark.parametrize("with_duplicates", [False, True])
+def test_layer_combination_matches_the_per_layer_loop(coef: list[float], with_duplicates: bool) -> None:
+    """The fused Horner chain equals sum_k c_k A^k x (DGL per layer), forward and feature gradient."""
+    g = random_graph(25, 150, seed=6)
+    if with_duplicates:
+        src, dst = g.edges()
+        g = dgl.graph((torch.cat([src, src[:40]]), torch.cat([dst, dst[:40]])), num_nodes=25)
+    gen = torch.Generator().manual_seed(7)
+    feat = torch.randn(25, 6, generator=gen, dtype=torch.float64)
+    weight = torch.rand(g.num_edges(), generator=gen, dtype=torch.float64)
+    probe = torch.randn(25, 6, generator=gen, dtype=torch.float64)
+    got = {}
+    for name, fn_ in (("loop", loop_combination), ("fused", layer_combination)):
+        x = feat.clone().requires_grad_(True)
+        out = fn_(g, x, weight, coef)
+        (out * probe).sum().backward()
+        got[name] = (out.detach(), x.grad)
+    for a, b in zip(got["fused"], got["loop"], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    hand = coef[0] * feat  # and by hand, with the dense matrix
+    dense = torch.zeros(25, 25, dtype=torch.float64).index_put_((g.edges()[1], g.edges()[0]), weight, accumulate=True)
+    power = feat
+    for c in coef[1:]:
+        power = dense @ power
+        hand = hand + c * power
+    torch.testing.assert_close(got["fused"][0], hand)
+
+
+def test_layer_combination_with_trainable_weights_falls_back_to_the_loop() -> None:
+    g = random_graph(12, 40, seed=8)
+    feat = torch.randn(12, 3)
+    weight = torch.rand(40, requires_grad=True)
+    out = layer_combination(g, feat, weight, [0.5, 0.25, 0.25])
+    out.sum().backward()
+    assert weight.grad is not None and weight.grad.shape == (40,)
+    torch.testing.assert_close(out, loop_combination(g, feat, weight.detach(), [0.5, 0.25, 0.25]))
+
+
+def test_layer_combination_bad_input_raises() -> None:
+    g = random_graph(6, 10, seed=9)
+    with pytest.raises(ValueError, match="feat must be"):
+        layer_combination(g, torch.randn(5, 2), torch.rand(10), [0.5, 0.5])
+    with pytest.raises(ValueError, match="edge_weight must be"):
+        layer_combination(g, torch.randn(6, 2), torch.rand(9), [0.5, 0.5])
+    with pytest.raises(ValueError, match="at least one"):
+        layer_combination(g, torch.randn(6, 2), torch.rand(10), [])

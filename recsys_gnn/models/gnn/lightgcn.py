@@ -10,7 +10,7 @@ import dgl.function as fn
 import torch
 import torch.nn.functional as F
 
-from recsys_gnn.graph.spmm import BACKENDS, propagate
+from recsys_gnn.graph.spmm import BACKENDS, layer_combination, propagate
 from recsys_gnn.models.gnn.base import GNNStack, check_choice
 
 
@@ -72,14 +72,11 @@ class LightGCN(GNNStack):
     ) -> torch.Tensor:
         """Smooth ``feat`` (N, D) K times and return the weighted mean of all K + 1 layers, (N, D)."""
         weight = self.resolve_edge_weight(graph, feat, edge_weight)
+        if self.backend == "csr":
+            return layer_combination(graph, feat, weight, self.coef)
         coef = self.coef.to(feat.dtype)
         out = coef[0] * feat
         h = feat
-        if self.backend == "csr":
-            for k in range(self.num_layers):
-                h = propagate(graph, h, weight)
-                out = out + coef[k + 1] * h
-            return out
         with graph.local_scope():
             graph.edata["_lgcn_w"] = weight
             for k in range(self.num_layers):
