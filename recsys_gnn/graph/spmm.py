@@ -224,8 +224,10 @@ class _LayerCombination(torch.autograd.Function):
 
 def _horner(mat: Tensor, feat: Tensor, coef: list[float]) -> Tensor:
     """``sum_k coef[k] mat^k feat`` for a sparse ``(N, N)`` ``mat`` and ``(N, D)`` ``feat``."""
-    h = feat * coef[-1]
-    for c in reversed(coef[:-1]):
+    if len(coef) == 1:
+        return feat * coef[0]
+    h = torch.addmm(feat, mat, feat, beta=coef[-2], alpha=coef[-1])  # c_{K-1} feat + c_K A feat
+    for c in reversed(coef[:-2]):
         h = torch.addmm(feat, mat, h, beta=c)  # c * feat + mat @ h
     return h
 
