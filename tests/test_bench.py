@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from recsys_gnn.bench.__main__ import main
 
 
@@ -68,3 +70,26 @@ def test_bench_smoke(tiny_env: Path, tmp_path: Path, capsys) -> None:
     assert {t["target"] for t in results["targets"]}  # targets are evaluated (on lastfm: "not measured" here)
     assert results["machine"]["torch_threads"] >= 1 and "commit" in results
     assert "| dataset |" in capsys.readouterr().out
+
+
+def test_targets_include_issue_11s_eval_ratio_to_recbole() -> None:
+    """With RecBole timed in the same run, evaluation is also checked against 0.25x RecBole's evaluation."""
+    from recsys_gnn.bench.report import evaluate_targets
+
+    def rec(phase: str, name: str, metric: str, value: float) -> dict:
+        return {"dataset": "lastfm", "phase": phase, "name": name, "metric": metric, "value": value}
+
+    records = [
+        rec("train", "lightgcn_id", "epoch", 1.0),
+        {**rec("eval", "lightgcn_id", "Trainer.test, all users (s)", 0.3), "n_users": 1892, "n_items": 17632},
+        rec("reference", "lightgcn_id, paired with RecBole", "Trainer.test, all users (s)", 0.29),
+    ]
+    recbole = {"lastfm": {"epoch_s": [2.0, 2.2], "eval_s": [1.2, 1.2]}}
+    rows = evaluate_targets(records, recbole, {})
+    ratio = [r for r in rows if "0.25x RecBole" in r["target"]]
+    assert len(ratio) == 1
+    assert ratio[0]["limit"] == pytest.approx(0.3) and ratio[0]["measured"] == pytest.approx(0.29)
+    assert ratio[0]["met"]
+    epoch = [r for r in rows if r["target"].startswith("lightgcn_id epoch") and "RecBole" in r["basis"]]
+    assert epoch[0]["limit"] == pytest.approx(1.05) and epoch[0]["met"]
+    assert not any("0.25x RecBole" in r["target"] for r in evaluate_targets(records, None, {}))

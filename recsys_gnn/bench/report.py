@@ -23,6 +23,7 @@ TARGET_DATASET = "lastfm"
 EPOCH_RATIO = 0.5  # lightgcn_id epoch <= half the reference epoch
 EVAL_LIMIT_S = 0.25  # full-ranking evaluation of all Last.fm users
 COMPRESSOR_EPOCH_S = 3.5  # each GNN compressor epoch no slower than the reference epoch
+EVAL_REF_RATIO = 0.25  # issue 11: evaluation of all Last.fm users <= 0.25x RecBole's, same run
 SERVE_P99_MS = 2.0
 NOISE_SIGMAS = 2.0
 
@@ -129,6 +130,15 @@ def evaluate_targets(
                 EVAL_LIMIT_S / ISSUE_REFERENCE["eval_s"] * ref_eval,
                 "s",
                 f"same ratio ({EVAL_LIMIT_S}/{ISSUE_REFERENCE['eval_s']}) to RecBole's eval, measured alternately with ours in this run: {ref_eval:.3g} s",
+            )
+        )
+        rows.append(
+            limit_row(
+                f"full-ranking eval of all Last.fm users <= {EVAL_REF_RATIO}x RecBole's",
+                paired["value"] if paired else ev_s,
+                EVAL_REF_RATIO * ref_eval,
+                "s",
+                f"issue 11: RecBole's Trainer.evaluate on the test split, measured alternately with ours in this run: {ref_eval:.3g} s",
             )
         )
 
