@@ -130,7 +130,9 @@ def test_values_are_permuted_once_per_weight_and_again_after_an_in_place_change(
     assert len(calls) == 4 and pair.memo[False][0]() is w_new
 
 
-def loop_combination(graph: dgl.DGLGraph, feat: torch.Tensor, weight: torch.Tensor, coef: list[float]) -> torch.Tensor:
+def loop_combination(
+    graph: dgl.DGLGraph, feat: torch.Tensor, weight: torch.Tensor, coef: list[float]
+) -> torch.Tensor:
     out, h = coef[0] * feat, feat
     for c in coef[1:]:
         h = dgl_propagate(graph, h, weight)
@@ -159,7 +161,9 @@ def test_layer_combination_matches_the_per_layer_loop(coef: list[float], with_du
     for a, b in zip(got["fused"], got["loop"], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
     hand = coef[0] * feat  # and by hand, with the dense matrix
-    dense = torch.zeros(25, 25, dtype=torch.float64).index_put_((g.edges()[1], g.edges()[0]), weight, accumulate=True)
+    dense = torch.zeros(25, 25, dtype=torch.float64).index_put_(
+        (g.edges()[1], g.edges()[0]), weight, accumulate=True
+    )
     power = feat
     for c in coef[1:]:
         power = dense @ power
