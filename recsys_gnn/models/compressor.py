@@ -30,27 +30,10 @@ from recsys_gnn.models.item_bias import (
     with_bias_column,
 )
 from recsys_gnn.models.losses import batch_embedding_l2, info_nce
+from recsys_gnn.models.projection import projection
 
 USER_INITS = ("items", "text", "id")
 COLD_SCALE_AUTO = "auto"
-ACTIVATIONS = {"gelu": nn.GELU, "leaky_relu": nn.LeakyReLU, "relu": nn.ReLU, "tanh": nn.Tanh}
-
-
-def projection(h: int, dim: int, layers: int, hidden: int | None, activation: str) -> nn.Module:
-    """Text projection ``(., H) -> (., dim)``: linear (``layers=1``) or an MLP of ``layers`` linear maps with
-    ``hidden`` units and ``activation`` between them (AlphaRec's projection is a 2-layer MLP)."""
-    if layers == 1:
-        return nn.Linear(h, dim)
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"model.proj_activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
-    width = int(hidden) if hidden else 2 * dim
-    if width < 1:
-        raise ValueError(f"model.proj_hidden must be >= 1, got {hidden!r}")
-    mods: list[nn.Module] = [nn.Linear(h, width)]
-    for _ in range(layers - 2):
-        mods += [ACTIVATIONS[activation](), nn.Linear(width, width)]
-    mods += [ACTIVATIONS[activation](), nn.Linear(width, dim)]
-    return nn.Sequential(*mods)
 
 
 class GNNCompressor(GraphRecommender):
