@@ -194,13 +194,18 @@ def propagate(graph: Any, feat: Tensor, edge_weight: Tensor) -> Tensor:
     Returns:
         ``(N_dst, D)``; nodes without incoming edges get zeros. Differentiable in ``feat`` and ``edge_weight``.
     """
+    _check_inputs(graph, feat, edge_weight)
+    pair = csr_pair(graph, feat.device)
+    weight = edge_weight.to(device=feat.device, dtype=feat.dtype)
+    return _CSRProduct.apply(feat.contiguous(), weight, pair)
+
+
+def _check_inputs(graph: Any, feat: Tensor, edge_weight: Tensor) -> None:
+    """Raise ValueError unless ``feat`` is ``(N_src, D)`` and ``edge_weight`` ``(E,)`` for ``graph``."""
     if feat.dim() != 2 or feat.shape[0] != graph.num_src_nodes():
         raise ValueError(f"feat must be (num_src_nodes={graph.num_src_nodes()}, D); got {tuple(feat.shape)}")
     if edge_weight.shape != (graph.num_edges(),):
         raise ValueError(f"edge_weight must be ({graph.num_edges()},); got {tuple(edge_weight.shape)}")
-    pair = csr_pair(graph, feat.device)
-    weight = edge_weight.to(device=feat.device, dtype=feat.dtype)
-    return _CSRProduct.apply(feat.contiguous(), weight, pair)
 
 
 class _LayerCombination(torch.autograd.Function):
@@ -254,6 +259,7 @@ def layer_combination(graph: Any, feat: Tensor, edge_weight: Tensor, coef: list[
             f"layer_combination needs a square graph, got {graph.num_src_nodes()} source and "
             f"{graph.num_dst_nodes()} destination nodes"
         )
+    _check_inputs(graph, feat, edge_weight)
     weight = edge_weight.to(device=feat.device, dtype=feat.dtype)
     if weight.requires_grad:
         out, h = coef[0] * feat, feat
@@ -261,9 +267,5 @@ def layer_combination(graph: Any, feat: Tensor, edge_weight: Tensor, coef: list[
             h = propagate(graph, h, weight)
             out = out + c * h
         return out
-    if feat.dim() != 2 or feat.shape[0] != graph.num_src_nodes():
-        raise ValueError(f"feat must be (num_src_nodes={graph.num_src_nodes()}, D); got {tuple(feat.shape)}")
-    if weight.shape != (graph.num_edges(),):
-        raise ValueError(f"edge_weight must be ({graph.num_edges()},); got {tuple(weight.shape)}")
     pair = csr_pair(graph, feat.device)
     return _LayerCombination.apply(feat.contiguous(), weight, pair, coef)
